@@ -1,0 +1,26 @@
+"""autograd_lite: a small reverse-mode automatic differentiation engine on a swappable array backend.
+
+    >>> import autograd_lite as ag
+    >>> x = ag.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad            # dy/dx = 2x
+    array([2., 4., 6.], dtype=float32)
+
+Files, in reading order: backend.py (where arrays live), tensor.py (the graph and backward),
+ops.py (the primitives, forward next to backward), conv.py (convolutions from one patch gather),
+functional.py (composites built from primitives), gradcheck.py (finite-difference checks).
+"""
+from .backend import (BACKEND_NAMES, Backend, BackendError, BackendMismatchError, get_backend,
+                      gpu_available)
+from .tensor import Tensor, is_grad_enabled, no_grad, ones, randn, sum_to, tensor, zeros
+from .ops import (abs, add, astype, broadcast_to, chunk, clamp, concat, div, exp, getitem, log,
+                  log1p, log_softmax, logsumexp, matmul, max, maximum, mean, minimum, mul, neg,
+                  one_hot, permute, pow, relu, reshape, sigmoid, softmax, softplus, split, sqrt,
+                  square, stack, sub, sum, take, tanh, transpose, where)
+from .gradcheck import GradcheckError, gradcheck
+
+float32 = "float32"
+float64 = "float64"
+
+__version__ = "0.1.0"

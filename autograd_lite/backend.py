@@ -1,0 +1,225 @@
+"""Array backends: one small record per name (``numpy``, ``cupy``, ``strict``).
+
+A :class:`Backend` bundles everything the engine needs to know about where arrays live:
+
+* ``xp``      the array namespace (the Python array API standard, through ``array-api-compat``),
+* ``device``  the device arrays are created on,
+* ``rng``     a seeded random generator that draws directly on that device,
+* ``to_numpy`` the one sanctioned way back to the host.
+
+Library code never imports NumPy or CuPy to compute: it calls ``backend.xp`` (or ``array_namespace`` of
+the data) and creates arrays with ``device=backend.device``. The ``strict`` backend is
+``array-api-strict`` on a non-default device: it rejects NumPy calls, non-standard array methods,
+host conversions and arrays created on the wrong device, so a CPU-only test run proves that the same
+lines will run on CuPy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BACKEND_NAMES = ("numpy", "cupy", "strict")
+GPU_INSTALL_HINT = "pip install 'gmvae-np[gpu]'"
+
+
+class BackendError(ValueError):
+    """An unknown backend name, or a backend that cannot run on this machine."""
+
+
+class BackendMismatchError(ValueError):
+    """Tensors that live on two different backends were combined."""
+
+
+class Generator:
+    """A seeded random generator that returns arrays on its backend's device.
+
+    NumPy and array-api-strict draw from a NumPy ``PCG64`` generator (strict moves the draw onto its
+    device); CuPy draws on the GPU. ``get_state``/``set_state`` give a JSON-able snapshot, so a checkpoint
+    resumes the exact random stream (bit for bit on NumPy and strict; on CuPy the stream is re-seeded
+    from the seed and the number of draws, which is deterministic but not the uninterrupted stream).
+    """
+
+    def __init__(self, backend: "Backend", seed: int = 0):
+        self._backend = backend
+        self.seed(seed)
+
+    def seed(self, seed: int) -> None:
+        self._seed = int(seed)
+        self._draws = 0
+        if self._backend.name == "cupy":
+            import cupy
+
+            self._gen = cupy.random.default_rng(self._seed)
+        else:
+            self._gen = np.random.Generator(np.random.PCG64(self._seed))
+
+    # -- state -------------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        if self._backend.name == "cupy":
+            return {"kind": "cupy", "seed": self._seed, "draws": self._draws}
+        return {"kind": "pcg64", "state": self._gen.bit_generator.state, "seed": self._seed,
+                "draws": self._draws}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("kind") == "pcg64" and self._backend.name != "cupy":
+            self._seed, self._draws = int(state["seed"]), int(state["draws"])
+            self._gen = np.random.Generator(np.random.PCG64(self._seed))
+            self._gen.bit_generator.state = state["state"]
+        else:
+            # Across kinds (or on CuPy) the exact stream cannot be restored: continue deterministically
+            # from a stream keyed by (seed, number of draws so far).
+            seed, draws = int(state["seed"]), int(state["draws"])
+            self.seed(seed * 1_000_003 + draws)
+            self._seed, self._draws = seed, draws
+
+    # -- draws -------------------------------------------------------------------------------------
+    def _finish(self, host_or_device_array, dtype):
+        self._draws += 1
+        b = self._backend
+        if b.name == "cupy":
+            return host_or_device_array
+        a = host_or_device_array.astype(np.dtype(dtype), copy=False)
+        if b.name == "numpy":
+            return a
+        return b.xp.asarray(a, device=b.device)
+
+    def normal(self, shape, dtype="float32"):
+        """Standard normal draws of the given shape."""
+        if self._backend.name == "cupy":
+            return self._finish(self._gen.standard_normal(tuple(shape), dtype=dtype), dtype)
+        return self._finish(self._gen.standard_normal(tuple(shape), dtype=np.dtype(dtype)), dtype)
+
+    def uniform(self, shape, low=0.0, high=1.0, dtype="float32"):
+        """Uniform draws on [low, high)."""
+        if self._backend.name == "cupy":
+            u = self._gen.random(tuple(shape), dtype=dtype)
+            return self._finish(u * (high - low) + low, dtype)
+        u = self._gen.random(tuple(shape), dtype=np.dtype(dtype))
+        return self._finish((u * (high - low) + low).astype(np.dtype(dtype)), dtype)
+
+    def permutation(self, n: int):
+        """A random permutation of range(n) as an int64 array on the device."""
+        p = self._gen.permutation(int(n))
+        return self._finish(p, "int64")
+
+
+class Backend:
+    """Everything the engine needs to know about one array library on one device."""
+
+    def __init__(self, name: str, xp, device, seed: int = 0):
+        self.name = name
+        self.xp = xp
+        self.device = device
+        self.rng = Generator(self, seed)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, device={self.device!r})"
+
+    # -- dtypes and transfer -----------------------------------------------------------------------
+    def dtype(self, name):
+        """The namespace's dtype object for a name such as ``"float32"`` (or a dtype, returned as is)."""
+        if isinstance(name, str):
+            try:
+                return getattr(self.xp, name)
+            except AttributeError:
+                raise BackendError(f"unknown dtype {name!r}; use 'float32' or 'float64'") from None
+        return name
+
+    def asarray(self, data, dtype=None):
+        """Put host data (nested lists, NumPy arrays, Python scalars) on this backend's device."""
+        if dtype is not None:
+            dtype = self.dtype(dtype)
+        if self.name == "cupy":
+            return self.xp.asarray(data, dtype=dtype)
+        if self.name == "strict" and isinstance(data, np.ndarray):
+            # array-api-strict refuses NumPy arrays of some dtypes; go through a plain copy
+            data = np.ascontiguousarray(data)
+        return self.xp.asarray(data, dtype=dtype, device=self.device)
+
+    def to_numpy(self, a) -> np.ndarray:
+        """Copy an array of this backend to a NumPy array on the host (the only host crossing)."""
+        if self.name == "numpy":
+            return np.asarray(a)
+        if self.name == "cupy":
+            return a.get()
+        # array-api-strict: only the CPU device may be exported, so move there first
+        import array_api_strict
+
+        cpu = array_api_strict.Device("CPU_DEVICE")
+        return np.asarray(self.xp.asarray(a, device=cpu, copy=True))
+
+    def seed(self, seed: int) -> None:
+        self.rng.seed(seed)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (a no-op on the CPU); used by benchmarks."""
+        if self.name == "cupy":
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def _make_backend(name: str) -> Backend:
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+
+        return Backend("numpy", xp, "cpu")
+    if name == "strict":
+        import array_api_strict
+
+        # A non-default device: creating an array without device=... lands on CPU_DEVICE and any
+        # mixing with ours raises, so forgotten device arguments are caught on a CPU-only machine.
+        return Backend("strict", array_api_strict, array_api_strict.Device("device1"))
+    if name == "cupy":
+        try:
+            import cupy
+            import array_api_compat.cupy as xp
+        except Exception as exc:  # ImportError, or a CUDA library that fails to load
+            raise BackendError(
+                f"backend 'cupy' needs CuPy, which could not be imported ({type(exc).__name__}: {exc}); "
+                f"install it with: {GPU_INSTALL_HINT}") from None
+        try:
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:
+            raise BackendError(
+                f"backend 'cupy' found no usable CUDA device ({exc}); run on a machine with an NVIDIA GPU "
+                f"and driver, or use --backend numpy") from None
+        if n < 1:
+            raise BackendError("backend 'cupy' found no CUDA device; use --backend numpy")
+        return Backend("cupy", xp, cupy.cuda.Device())
+    raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
+
+
+def get_backend(name="numpy") -> Backend:
+    """The backend record for a name (created once, then shared); a Backend passes through."""
+    if isinstance(name, Backend):
+        return name
+    if not isinstance(name, str):
+        raise BackendError(f"backend must be a name, one of {', '.join(BACKEND_NAMES)}; got {name!r}")
+    b = _BACKENDS.get(name)
+    if b is None:
+        b = _BACKENDS[name] = _make_backend(name)
+    return b
+
+
+def gpu_available() -> bool:
+    """True when the cupy backend can run here (CuPy importable and a CUDA device present)."""
+    try:
+        get_backend("cupy")
+        return True
+    except BackendError:
+        return False
+
+
+def backend_of_array(a) -> Backend:
+    """The backend that an array belongs to, found from the array itself."""
+    mod = type(a).__module__
+    if mod.startswith("numpy"):
+        return get_backend("numpy")
+    if mod.startswith("cupy"):
+        return get_backend("cupy")
+    if mod.startswith("array_api_strict"):
+        return get_backend("strict")
+    raise BackendError(f"cannot tell the backend of a {type(a).__name__}; pass backend='numpy'|'cupy'|'strict'")

@@ -1,0 +1,450 @@
+"""The primitives: each op's forward and its backward (vector-Jacobian product), side by side.
+
+Read this file like a table. Every primitive
+
+* computes its result with the array namespace ``xp`` of its inputs' backend (array API functions only),
+* returns ``_node(result, parents, backward, name)``, where ``backward(g)`` maps the gradient ``g`` of
+  the result to one gradient per parent (``None`` where a parent needs none).
+
+Gradients may come back in the *broadcast* shape: the engine reduces them to each parent's shape with
+``sum_to`` (tensor.py), so no op handles broadcasting itself. Operands that are Python numbers stay
+Python numbers (constants never enter the graph).
+"""
+from __future__ import annotations
+
+import builtins
+import numbers
+
+from .backend import BackendError
+from .tensor import Tensor, _mismatch, is_grad_enabled, tensor as _as_tensor
+
+# -- plumbing --------------------------------------------------------------------------------------
+
+def _node(data, parents: tuple, backward, op: str) -> Tensor:
+    """Wrap a result; record the graph edge only if some parent needs a gradient."""
+    b = next(p.backend for p in parents if isinstance(p, Tensor))
+    if is_grad_enabled() and builtins.any(isinstance(p, Tensor) and p.requires_grad for p in parents):
+        return Tensor(data, b, True, parents, backward, op)
+    return Tensor(data, b)
+
+
+def _need(t) -> bool:
+    return isinstance(t, Tensor) and t.requires_grad
+
+
+def _d(t):
+    """The raw array (or Python number) behind an operand."""
+    return t.data if isinstance(t, Tensor) else t
+
+
+def _operands(a, b):
+    """Check and coerce a binary op's operands: tensors of one backend, or Python numbers."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        if a.backend is not b.backend:
+            raise _mismatch(a.backend, b.backend)
+        return a, b
+    if isinstance(a, Tensor):
+        return a, _coerce(b, a)
+    if isinstance(b, Tensor):
+        return _coerce(a, b), b
+    raise TypeError("at least one operand must be a Tensor")
+
+
+def _coerce(x, like: Tensor):
+    if isinstance(x, bool) or not isinstance(x, numbers.Number):
+        if isinstance(x, Tensor):
+            return x
+        try:
+            t = _as_tensor(x, dtype=like.dtype, backend=None)
+        except BackendError:
+            raise TypeError(f"cannot combine a Tensor with a {type(x).__name__}") from None
+        if t.backend is not like.backend:
+            raise _mismatch(like.backend, t.backend)
+        return t
+    return float(x) if not isinstance(x, int) else x
+
+
+def _axes(axis, ndim: int) -> tuple:
+    """Normalise ``axis`` (None, int or tuple; negatives allowed) to a sorted tuple."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    return tuple(sorted(a % ndim for a in axis))
+
+
+def _expand_reduced(g, shape, axes, keepdims, xp):
+    """Give a reduced gradient back its reduced axes (length 1) so it broadcasts against the input."""
+    if not keepdims:
+        g = xp.reshape(g, tuple(1 if i in axes else n for i, n in enumerate(shape)))
+    return g
+
+
+# -- arithmetic ------------------------------------------------------------------------------------
+
+def add(a, b) -> Tensor:
+    a, b = _operands(a, b)
+    return _node(_d(a) + _d(b), (a, b), lambda g: (g, g), "add")
+
+
+def sub(a, b) -> Tensor:
+    a, b = _operands(a, b)
+    return _node(_d(a) - _d(b), (a, b), lambda g: (g, -g), "sub")
+
+
+def mul(a, b) -> Tensor:
+    a, b = _operands(a, b)
+    ad, bd = _d(a), _d(b)
+    return _node(ad * bd, (a, b),
+                 lambda g: (g * bd if _need(a) else None, g * ad if _need(b) else None), "mul")
+
+
+def div(a, b) -> Tensor:
+    a, b = _operands(a, b)
+    ad, bd = _d(a), _d(b)
+    out = ad / bd
+    return _node(out, (a, b),
+                 lambda g: (g / bd if _need(a) else None, -g * out / bd if _need(b) else None), "div")
+
+
+def neg(x: Tensor) -> Tensor:
+    return _node(-x.data, (x,), lambda g: (-g,), "neg")
+
+
+def pow(x: Tensor, p) -> Tensor:
+    """x ** p for a Python-number exponent p."""
+    if isinstance(p, Tensor):
+        raise TypeError("pow takes a Python-number exponent; for a tensor exponent use exp(p * log(x))")
+    p = float(p)
+    if p == 2.0:
+        return square(x)
+    xd = x.data
+    return _node(xd ** p, (x,), lambda g: (g * p * xd ** (p - 1.0),), "pow")
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with batch broadcasting, (..., n, k) @ (..., k, m); 1-D operands as in NumPy."""
+    a, b = _operands(a, b)
+    if a.ndim == 1:
+        return reshape(matmul(reshape(a, (1, a.shape[0])), b), b.shape[:-2] + (b.shape[-1],))
+    if b.ndim == 1:
+        return reshape(matmul(a, reshape(b, (b.shape[0], 1))), a.shape[:-1])
+    xp = a.backend.xp
+    ad, bd = a.data, b.data
+
+    def backward(g):
+        ga = xp.matmul(g, xp.matrix_transpose(bd)) if _need(a) else None
+        gb = xp.matmul(xp.matrix_transpose(ad), g) if _need(b) else None
+        return ga, gb
+
+    return _node(xp.matmul(ad, bd), (a, b), backward, "matmul")
+
+
+# -- elementwise functions -------------------------------------------------------------------------
+
+def exp(x: Tensor) -> Tensor:
+    out = x.backend.xp.exp(x.data)
+    return _node(out, (x,), lambda g: (g * out,), "exp")
+
+
+def log(x: Tensor) -> Tensor:
+    xd = x.data
+    return _node(x.backend.xp.log(xd), (x,), lambda g: (g / xd,), "log")
+
+
+def log1p(x: Tensor) -> Tensor:
+    xd = x.data
+    return _node(x.backend.xp.log1p(xd), (x,), lambda g: (g / (1.0 + xd),), "log1p")
+
+
+def sqrt(x: Tensor) -> Tensor:
+    out = x.backend.xp.sqrt(x.data)
+    return _node(out, (x,), lambda g: (g * 0.5 / out,), "sqrt")
+
+
+def square(x: Tensor) -> Tensor:
+    xd = x.data
+    return _node(xd * xd, (x,), lambda g: (g * 2.0 * xd,), "square")
+
+
+def tanh(x: Tensor) -> Tensor:
+    out = x.backend.xp.tanh(x.data)
+    return _node(out, (x,), lambda g: (g * (1.0 - out * out),), "tanh")
+
+
+def _sigmoid_array(xd, xp):
+    # exp of minus |x| never overflows; the two branches agree mathematically
+    e = xp.exp(-xp.abs(xd))
+    return xp.where(xd >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), computed without overflow for any x."""
+    out = _sigmoid_array(x.data, x.backend.xp)
+    return _node(out, (x,), lambda g: (g * out * (1.0 - out),), "sigmoid")
+
+
+def relu(x: Tensor) -> Tensor:
+    xp, xd = x.backend.xp, x.data
+    return _node(xp.where(xd > 0, xd, 0.0), (x,), lambda g: (xp.where(xd > 0, g, 0.0),), "relu")
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): exact for large |x|; gradient sigmoid(x)."""
+    xp, xd = x.backend.xp, x.data
+    out = xp.where(xd > 0, xd, 0.0) + xp.log1p(xp.exp(-xp.abs(xd)))
+    return _node(out, (x,), lambda g: (g * _sigmoid_array(xd, xp),), "softplus")
+
+
+def abs(x: Tensor) -> Tensor:
+    xp, xd = x.backend.xp, x.data
+    return _node(xp.abs(xd), (x,), lambda g: (g * xp.sign(xd),), "abs")
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise max; at ties the gradient is shared equally."""
+    a, b = _operands(a, b)
+    ad, bd = _d(a), _d(b)
+    xp = (a if isinstance(a, Tensor) else b).backend.xp
+    wa = xp.where(ad > bd, 1.0, xp.where(ad == bd, 0.5, 0.0))
+    return _node(xp.where(ad >= bd, ad, bd), (a, b), lambda g: (g * wa, g * (1.0 - wa)), "maximum")
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise min; at ties the gradient is shared equally."""
+    return neg(maximum(neg(a) if isinstance(a, Tensor) else -a, neg(b) if isinstance(b, Tensor) else -b))
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:
+    """Clip to [min, max] (Python numbers); the gradient passes only strictly inside."""
+    xp, xd = x.backend.xp, x.data
+    out, inside = xd, None
+    if min is not None:
+        out = xp.where(out < min, float(min), out)
+        inside = xd > min
+    if max is not None:
+        out = xp.where(out > max, float(max), out)
+        inside = (xd < max) if inside is None else xp.logical_and(inside, xd < max)
+    if inside is None:
+        return x
+    return _node(out, (x,), lambda g: (xp.where(inside, g, 0.0),), "clamp")
+
+
+def where(cond, a, b) -> Tensor:
+    """Pick from a where cond is true, else from b; cond is a boolean tensor or array (no gradient)."""
+    a, b = _operands(a, b)
+    t = a if isinstance(a, Tensor) else b
+    xp = t.backend.xp
+    c = _d(cond)
+    out = xp.where(c, _d(a), _d(b))
+    return _node(out, (a, b), lambda g: (xp.where(c, g, 0.0), xp.where(c, 0.0, g)), "where")
+
+
+def astype(x: Tensor, dtype) -> Tensor:
+    xp = x.backend.xp
+    src = x.dtype
+    return _node(xp.astype(x.data, x.backend.dtype(dtype)), (x,), lambda g: (xp.astype(g, src),), "astype")
+
+
+# -- reductions ------------------------------------------------------------------------------------
+
+def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    xp, shape = x.backend.xp, x.shape
+    axes = _axes(axis, x.ndim)
+    out = xp.sum(x.data, axis=axes, keepdims=keepdims)
+    return _node(out, (x,),
+                 lambda g: (xp.broadcast_to(_expand_reduced(g, shape, axes, keepdims, xp), shape),), "sum")
+
+
+def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    xp, shape = x.backend.xp, x.shape
+    axes = _axes(axis, x.ndim)
+    count = 1
+    for a in axes:
+        count *= shape[a]
+    out = xp.mean(x.data, axis=axes, keepdims=keepdims)
+    return _node(out, (x,), lambda g: (xp.broadcast_to(
+        _expand_reduced(g, shape, axes, keepdims, xp) / float(count), shape),), "mean")
+
+
+def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Maximum over axes; the gradient goes to the maximal entries (shared equally at ties)."""
+    xp, xd = x.backend.xp, x.data
+    axes = _axes(axis, x.ndim)
+    m = xp.max(xd, axis=axes, keepdims=True)
+
+    def backward(g):
+        mask = xp.astype(xd == m, xd.dtype)
+        mask = mask / xp.sum(mask, axis=axes, keepdims=True)
+        return (mask * _expand_reduced(g, x.shape, axes, keepdims, xp),)
+
+    out = m if keepdims else xp.reshape(m, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    return _node(out, (x,), backward, "max")
+
+
+def _logsumexp_array(xd, axes, xp):
+    """log(sum(exp(x))) over axes, keepdims; rows that are all -inf give -inf without warnings."""
+    m = xp.max(xd, axis=axes, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0.0)
+    s = xp.sum(xp.exp(xd - m), axis=axes, keepdims=True)
+    positive = s > 0
+    return xp.where(positive, xp.log(xp.where(positive, s, 1.0)) + m, -float("inf"))
+
+
+def logsumexp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """log sum exp x over axes, shifted by the maximum so it never overflows."""
+    xp, xd = x.backend.xp, x.data
+    axes = _axes(axis, x.ndim)
+    lse = _logsumexp_array(xd, axes, xp)
+
+    def backward(g):
+        finite = xp.where(xp.isfinite(lse), lse, 0.0)
+        return (xp.exp(xd - finite) * _expand_reduced(g, x.shape, axes, keepdims, xp),)
+
+    out = lse if keepdims else xp.reshape(lse, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    return _node(out, (x,), backward, "logsumexp")
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    xp, xd = x.backend.xp, x.data
+    lse = _logsumexp_array(xd, (axis % x.ndim,), xp)
+    s = xp.exp(xd - lse)
+    return _node(s, (x,), lambda g: (s * (g - xp.sum(g * s, axis=axis, keepdims=True)),), "softmax")
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    xp, xd = x.backend.xp, x.data
+    out = xd - _logsumexp_array(xd, (axis % x.ndim,), xp)
+    return _node(out, (x,),
+                 lambda g: (g - xp.exp(out) * xp.sum(g, axis=axis, keepdims=True),), "log_softmax")
+
+
+# -- shapes ----------------------------------------------------------------------------------------
+
+def reshape(x: Tensor, shape) -> Tensor:
+    xp, src = x.backend.xp, x.shape
+    shape = tuple(shape)
+    return _node(xp.reshape(x.data, shape), (x,), lambda g: (xp.reshape(g, src),), "reshape")
+
+
+def permute(x: Tensor, axes) -> Tensor:
+    xp = x.backend.xp
+    axes = tuple(a % x.ndim for a in axes)
+    inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
+    return _node(xp.permute_dims(x.data, axes), (x,), lambda g: (xp.permute_dims(g, inverse),), "permute")
+
+
+def transpose(x: Tensor, axis0: int | None = None, axis1: int | None = None) -> Tensor:
+    """Swap two axes (default: reverse all axes, as ``x.T``)."""
+    if axis0 is None and axis1 is None:
+        return permute(x, tuple(reversed(range(x.ndim))))
+    axes = list(range(x.ndim))
+    axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
+    return permute(x, axes)
+
+
+def broadcast_to(x: Tensor, shape) -> Tensor:
+    # the engine's sum_to reduces the gradient back to x's shape
+    return _node(x.backend.xp.broadcast_to(x.data, tuple(shape)), (x,), lambda g: (g,), "broadcast_to")
+
+
+def getitem(x: Tensor, key) -> Tensor:
+    """Basic indexing and slicing (ints, slices, None, Ellipsis); the gradient is scattered back."""
+    xp = x.backend.xp
+    key = tuple(_d(k) for k in key) if isinstance(key, tuple) else (_d(key),)
+    if Ellipsis not in key and builtins.sum(k is not None for k in key) < x.ndim:
+        key = key + (Ellipsis,)  # x[0] means x[0, ...]; the standard asks for it to be spelled out
+
+    def backward(g):
+        gx = xp.zeros_like(x.data)
+        gx[key] = g
+        return (gx,)
+
+    return _node(x.data[key], (x,), backward, "getitem")
+
+
+def concat(tensors, axis: int = 0) -> Tensor:
+    tensors = list(tensors)
+    first = tensors[0]
+    for t in tensors[1:]:
+        if t.backend is not first.backend:
+            raise _mismatch(first.backend, t.backend)
+    xp = first.backend.xp
+    axis = axis % first.ndim
+    bounds, start = [], 0
+    for t in tensors:
+        bounds.append((start, start + t.shape[axis]))
+        start += t.shape[axis]
+
+    def backward(g):
+        lead = (slice(None),) * axis
+        return tuple(g[lead + (slice(lo, hi),)] for lo, hi in bounds)
+
+    return _node(xp.concat([t.data for t in tensors], axis=axis), tuple(tensors), backward, "concat")
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    tensors = list(tensors)
+    axis = axis % (tensors[0].ndim + 1)
+    expanded = [reshape(t, t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors]
+    return concat(expanded, axis=axis)
+
+
+def split(x: Tensor, sections, axis: int = 0) -> list:
+    """Split into pieces: ``sections`` an int (equal pieces) or a list of piece sizes."""
+    axis = axis % x.ndim
+    n = x.shape[axis]
+    if isinstance(sections, int):
+        if n % sections:
+            raise ValueError(f"cannot split axis of length {n} into {sections} equal pieces")
+        sizes = [n // sections] * sections
+    else:
+        sizes = list(sections)
+        if builtins.sum(sizes) != n:
+            raise ValueError(f"piece sizes {sizes} do not add up to the axis length {n}")
+    pieces, start, lead = [], 0, (slice(None),) * axis
+    for s in sizes:
+        pieces.append(getitem(x, lead + (slice(start, start + s),)))
+        start += s
+    return pieces
+
+
+def chunk(x: Tensor, chunks: int, axis: int = 0) -> list:
+    """Split into ``chunks`` pieces of ceil(n / chunks) (the last may be smaller), as torch.chunk."""
+    n = x.shape[axis % x.ndim]
+    size = -(-n // chunks)
+    sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    return split(x, sizes, axis)
+
+
+def take(x: Tensor, indices, axis: int = 0) -> Tensor:
+    """Gather entries along one axis with an integer index vector.
+
+    The adjoint of a gather is a scatter-add, which the array API does not have; it equals a matmul
+    with the one-hot matrix of the indices, which it does.
+    """
+    xp = x.backend.xp
+    idx = _d(indices)
+    axis = axis % x.ndim
+    n = x.shape[axis]
+
+    def backward(g):
+        onehot = xp.astype(idx[:, None] == xp.arange(n, device=x.backend.device)[None, :], g.dtype)
+        moved = xp.moveaxis(g, axis, -1)  # (..., m)
+        return (xp.moveaxis(xp.matmul(moved, onehot), -1, axis),)
+
+    return _node(xp.take(x.data, idx, axis=axis), (x,), backward, "take")
+
+
+def one_hot(indices, num_classes: int, dtype="float32", backend=None) -> Tensor:
+    """One-hot rows for integer class indices (no gradient: the input is discrete)."""
+    from .backend import get_backend
+    if isinstance(indices, Tensor):
+        b, idx = indices.backend, indices.data
+    else:
+        b = get_backend(backend or "numpy")
+        idx = b.asarray(indices)
+    xp = b.xp
+    classes = xp.arange(num_classes, device=b.device)
+    return Tensor(xp.astype(idx[..., None] == classes, b.dtype(dtype)), b)
+

@@ -1,0 +1,331 @@
+"""The Tensor: an array, the graph edge that made it, and reverse-mode backward.
+
+Every operation on tensors returns a new Tensor that remembers its parents and a small function,
+``backward_fn``, mapping the gradient of the output to the gradients of the parents (vector-Jacobian
+products). ``loss.backward()`` then
+
+1. sorts the graph topologically (iteratively: a 10,000-op chain needs no deep recursion),
+2. walks it from the loss towards the leaves, calling each node's ``backward_fn`` once,
+3. reduces every gradient to its parent's shape with :func:`sum_to` (broadcasting is undone here, in
+   one place, so no op has to think about it),
+4. accumulates where a tensor was used more than once (fan-out), popping each node's gradient from a
+   dictionary as soon as it has been consumed, so intermediate gradients are freed as it goes,
+5. stores ``.grad`` on leaves only (tensors created with ``requires_grad=True``) and frees the graph.
+
+Gradients (``.grad``) are plain arrays of the tensor's backend, like the data.
+"""
+from __future__ import annotations
+
+import contextlib
+import numbers
+
+import numpy as np
+from array_api_compat import array_namespace
+
+from .backend import Backend, BackendError, BackendMismatchError, backend_of_array, get_backend
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block, operations record no graph (as ``torch.no_grad``)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def sum_to(g, shape):
+    """Reduce a broadcast gradient ``g`` back to ``shape`` (the adjoint of broadcasting).
+
+    Broadcasting prepends axes and stretches axes of length 1; their adjoint sums over exactly those.
+    """
+    shape = tuple(shape)
+    if tuple(g.shape) == shape:
+        return g
+    xp = array_namespace(g)
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = xp.sum(g, axis=axes, keepdims=True)
+    return xp.reshape(g, shape)
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it."""
+
+    __slots__ = ("data", "backend", "requires_grad", "grad", "_parents", "_backward_fn", "_op",
+                 "__weakref__")
+    __array_priority__ = 1000  # make NumPy defer to Tensor's reflected operators
+
+    def __init__(self, data, backend: Backend, requires_grad: bool = False,
+                 parents: tuple = (), backward_fn=None, op: str | None = None):
+        self.data = data
+        self.backend = backend
+        self.requires_grad = requires_grad
+        self.grad = None
+        self._parents = parents
+        self._backward_fn = backward_fn
+        self._op = op
+
+    # -- basic properties ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return self.backend.device
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._op is None
+
+    @property
+    def T(self) -> "Tensor":
+        from . import ops
+        return ops.transpose(self)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        op = f", op={self._op}" if self._op else ""
+        return f"Tensor(shape={self.shape}, dtype={self.dtype}, backend={self.backend.name}{grad}{op})"
+
+    # -- conversion ------------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """A NumPy copy of the data (crosses to the host; never used inside a training step)."""
+        return self.backend.to_numpy(self.data)
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number (a host crossing)."""
+        a = self.numpy()
+        if a.size != 1:
+            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
+        return a.reshape(()).item()
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor(self.data, self.backend)
+
+    def to(self, backend) -> "Tensor":
+        """A copy on another backend (through the host); a leaf, keeping ``requires_grad``."""
+        target = get_backend(backend)
+        if target is self.backend:
+            return self
+        return Tensor(target.asarray(self.numpy()), target, requires_grad=self.requires_grad)
+
+    def astype(self, dtype) -> "Tensor":
+        from . import ops
+        return ops.astype(self, dtype)
+
+    # -- backward --------------------------------------------------------------------------------
+    def backward(self, gradient=None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        ``gradient`` seeds the pass; it may be omitted for a one-element tensor (seeded with one).
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
+                               "computation had requires_grad=True (or it ran under no_grad())")
+        if self._op is not None and self._backward_fn is None:
+            raise RuntimeError("backward() through a graph that was already freed by a previous "
+                               "backward(); recompute the forward pass")
+        xp = self.backend.xp
+        if gradient is None:
+            if int(np.prod(self.shape)) != 1:
+                raise RuntimeError(f"backward() without a gradient needs a one-element tensor; this one "
+                                   f"has shape {self.shape}: pass gradient=ones of that shape")
+            seed = xp.ones_like(self.data)
+        else:
+            seed = gradient.data if isinstance(gradient, Tensor) else self.backend.asarray(gradient)
+            if tuple(seed.shape) != self.shape:
+                raise ValueError(f"gradient shape {tuple(seed.shape)} does not match tensor shape {self.shape}")
+            seed = xp.astype(seed, self.dtype)
+
+        order = _topological_order(self)
+        grads = {id(self): seed}
+        for node in order:  # outputs before inputs
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._op is None:  # a leaf: keep its gradient
+                node.grad = g if node.grad is None else node.grad + g
+                continue
+            parent_grads = node._backward_fn(g)
+            for parent, pg in zip(node._parents, parent_grads):
+                if pg is None or not isinstance(parent, Tensor) or not parent.requires_grad:
+                    continue
+                if tuple(pg.shape) != parent.shape:
+                    pg = sum_to(pg, parent.shape)
+                key = id(parent)
+                prev = grads.get(key)
+                # the first gradient may be an array another node still uses: never add in place
+                grads[key] = pg if prev is None else prev + pg
+            # free the graph as we go (as PyTorch does without retain_graph)
+            node._backward_fn = None
+            node._parents = ()
+
+    # -- operators (defined in ops.py) -------------------------------------------------------------
+    def __add__(self, other): from . import ops; return ops.add(self, other)
+    def __radd__(self, other): from . import ops; return ops.add(other, self)
+    def __sub__(self, other): from . import ops; return ops.sub(self, other)
+    def __rsub__(self, other): from . import ops; return ops.sub(other, self)
+    def __mul__(self, other): from . import ops; return ops.mul(self, other)
+    def __rmul__(self, other): from . import ops; return ops.mul(other, self)
+    def __truediv__(self, other): from . import ops; return ops.div(self, other)
+    def __rtruediv__(self, other): from . import ops; return ops.div(other, self)
+    def __matmul__(self, other): from . import ops; return ops.matmul(self, other)
+    def __rmatmul__(self, other): from . import ops; return ops.matmul(other, self)
+    def __neg__(self): from . import ops; return ops.neg(self)
+    def __abs__(self): from . import ops; return ops.abs(self)
+    def __getitem__(self, key): from . import ops; return ops.getitem(self, key)
+
+    def __pow__(self, exponent):
+        from . import ops
+        return ops.pow(self, exponent)
+
+    # comparisons give boolean tensors without gradient
+    def __lt__(self, other): return _compare(self, other, "less")
+    def __le__(self, other): return _compare(self, other, "less_equal")
+    def __gt__(self, other): return _compare(self, other, "greater")
+    def __ge__(self, other): return _compare(self, other, "greater_equal")
+    def __eq__(self, other): return _compare(self, other, "equal")  # noqa: D105
+    def __ne__(self, other): return _compare(self, other, "not_equal")
+    __hash__ = object.__hash__
+
+    # method forms of common reductions and shape ops (PyTorch habits)
+    def sum(self, axis=None, keepdims=False): from . import ops; return ops.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): from . import ops; return ops.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): from . import ops; return ops.max(self, axis, keepdims)
+    def exp(self): from . import ops; return ops.exp(self)
+    def log(self): from . import ops; return ops.log(self)
+    def reshape(self, *shape):
+        from . import ops
+        return ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+    def permute(self, *axes):
+        from . import ops
+        return ops.permute(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
+
+
+def _compare(a: Tensor, b, name: str) -> Tensor:
+    bd = b.data if isinstance(b, Tensor) else b
+    if isinstance(b, Tensor) and b.backend is not a.backend:
+        raise _mismatch(a.backend, b.backend)
+    return Tensor(getattr(a.backend.xp, name)(a.data, bd), a.backend)
+
+
+def _mismatch(a: Backend, b: Backend) -> BackendMismatchError:
+    return BackendMismatchError(
+        f"cannot combine a tensor on backend '{a.name}' with one on backend '{b.name}'; "
+        f"move one of them with .to('{a.name}')")
+
+
+def _topological_order(root: Tensor) -> list:
+    """Nodes reachable from ``root`` that need a gradient, ordered outputs-first (iterative DFS)."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for p in node._parents:
+            if isinstance(p, Tensor) and p.requires_grad and id(p) not in visited:
+                stack.append((p, False))
+    order.reverse()
+    return order
+
+
+# -- creation ------------------------------------------------------------------------------------
+_DEFAULT_FLOAT = "float32"
+
+
+def _resolve_backend(backend, data=None) -> Backend:
+    if backend is not None:
+        return get_backend(backend)
+    if data is not None and not isinstance(data, (numbers.Number, list, tuple, np.ndarray)):
+        try:
+            return backend_of_array(data)
+        except BackendError:
+            pass
+    return get_backend("numpy")
+
+
+def tensor(data, requires_grad: bool = False, dtype=None, backend=None) -> Tensor:
+    """Make a leaf tensor from array-like data (lists, NumPy arrays, backend arrays, scalars).
+
+    ``dtype`` defaults to float32 for Python/NumPy floating data (PyTorch's default) and keeps the
+    dtype of a backend array; ``backend`` defaults to the data's own backend, else ``"numpy"``.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    b = _resolve_backend(backend, data)
+    own = not isinstance(data, (numbers.Number, list, tuple, np.ndarray))
+    if own and backend_of_array(data) is not b:
+        arr = b.asarray(backend_of_array(data).to_numpy(data), dtype=dtype)
+    elif own:
+        arr = data if dtype is None else b.xp.astype(data, b.dtype(dtype))
+    else:
+        host = np.asarray(data)
+        if dtype is None:
+            # NumPy arrays keep their dtype; Python numbers and lists become float32 (or int64)
+            if isinstance(data, np.ndarray):
+                dtype = str(host.dtype)
+            else:
+                dtype = _DEFAULT_FLOAT if host.dtype.kind == "f" else "int64" if host.dtype.kind in "iu" else None
+        arr = b.asarray(host, dtype=dtype)
+    if requires_grad and not _is_floating(b, arr):
+        raise TypeError("only floating-point tensors can require gradients")
+    return Tensor(arr, b, requires_grad=requires_grad)
+
+
+def _is_floating(b: Backend, arr) -> bool:
+    return b.xp.isdtype(arr.dtype, "real floating")
+
+
+def zeros(*shape, dtype=_DEFAULT_FLOAT, backend=None, requires_grad=False) -> Tensor:
+    b = get_backend(backend or "numpy")
+    shape = _shape_arg(shape)
+    return Tensor(b.xp.zeros(shape, dtype=b.dtype(dtype), device=b.device), b, requires_grad)
+
+
+def ones(*shape, dtype=_DEFAULT_FLOAT, backend=None, requires_grad=False) -> Tensor:
+    b = get_backend(backend or "numpy")
+    shape = _shape_arg(shape)
+    return Tensor(b.xp.ones(shape, dtype=b.dtype(dtype), device=b.device), b, requires_grad)
+
+
+def randn(*shape, dtype=_DEFAULT_FLOAT, backend=None, requires_grad=False) -> Tensor:
+    """Standard normal draws from the backend's seeded generator."""
+    b = get_backend(backend or "numpy")
+    shape = _shape_arg(shape)
+    return Tensor(b.rng.normal(shape, dtype=dtype), b, requires_grad)
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
