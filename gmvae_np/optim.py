@@ -1,0 +1,238 @@
+"""Optimizers: Adam (Kingma & Ba, 2015) and plain SGD with momentum, updating raw arrays on the device.
+
+An optimizer holds a list of parameter Tensors. After ``loss.backward()`` has filled every ``p.grad``,
+``opt.step()`` changes ``p.data`` and ``opt.zero_grad()`` clears the gradients for the next batch. Steps
+run under ``ag.no_grad()`` on the raw arrays of the parameter's backend, so nothing is recorded and nothing
+crosses to the host.
+
+Adam keeps two running averages per parameter, of the gradient (m) and of its square (v):
+
+    m_t = beta1 * m_{t-1} + (1 - beta1) * g_t            m_hat = m_t / (1 - beta1^t)
+    v_t = beta2 * v_{t-1} + (1 - beta2) * g_t^2          v_hat = v_t / (1 - beta2^t)
+    theta_t = theta_{t-1} - lr * m_hat / (sqrt(v_hat) + eps)
+
+m and v start at zero, so early on they are biased towards zero; dividing by (1 - beta^t) removes that
+bias (at t = 1, m_hat = g and v_hat = g^2 exactly).
+
+A lesson from the original Torch7 code: it created a fresh state table for ``optim.adam`` at every call,
+so every step was step t = 1 with m and v just reset. With m_hat = g and v_hat = g^2 the update becomes
+lr * g / (|g| + eps), that is lr times the sign of each gradient coordinate: sign descent, with every
+coordinate moving by lr whatever the size of its gradient, and none of Adam's averaging. Here the state
+lives in the optimizer from one step to the next, as Adam intends; ``state_dict``/``load_state_dict``
+carry it through checkpoints, so a resumed run continues exactly (bit for bit on NumPy).
+
+``weight_decay`` adds the L2 penalty's gradient, weight_decay * theta, to g before the averages (the
+classical "Adam with L2", as ``torch.optim.Adam``; not the decoupled AdamW).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import autograd_lite as ag
+from autograd_lite import Tensor
+from autograd_lite.backend import backend_of_array
+
+__all__ = ["Optimizer", "Adam", "SGD"]
+
+
+class Optimizer:
+    """What Adam and SGD share: the parameter list, lazily created per-parameter state, zero_grad."""
+
+    _state_arrays: tuple = ()  # names of the per-parameter arrays kept in the state
+    _hyper: tuple = ()  # names of the hyperparameters saved in state_dict
+
+    def __init__(self, params):
+        if hasattr(params, "parameters") and callable(params.parameters):
+            raise TypeError(f"{type(self).__name__} expects a list of parameters; pass model.parameters(), "
+                            f"not the model")
+        if isinstance(params, Tensor):
+            params = [params]
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list; does the model have "
+                             f"parameters (requires_grad=True)?")
+        seen = set()
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor")
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) has "
+                                 f"requires_grad=False; make it with Parameter(...) or requires_grad=True")
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: parameter {i} (shape {p.shape}) appears twice in "
+                                 f"the list")
+            seen.add(id(p))
+        self.state: list = [None] * len(self.params)  # per parameter: {"step": int, name: array, ...}
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``.grad = None``)."""
+        for p in self.params:
+            p.grad = None
+
+    # -- state on the parameter's device -----------------------------------------------------------
+    def _state_for(self, i: int, p: Tensor) -> dict:
+        """The state of parameter i, created at its first step as zeros on the parameter's device."""
+        s = self.state[i]
+        if s is None:
+            s = {"step": 0}
+            for name in self._state_arrays:
+                s[name] = p.backend.xp.zeros_like(p.data)
+            self.state[i] = s
+        elif self._state_arrays and backend_of_array(s[self._state_arrays[0]]) is not p.backend:
+            # the parameter was moved (Module.to) since the last step: the state follows it, once
+            for name in self._state_arrays:
+                host = np.array(backend_of_array(s[name]).to_numpy(s[name]), copy=True)
+                s[name] = p.backend.asarray(host, dtype=str(host.dtype))
+        return s
+
+    def _gradient(self, i: int, p: Tensor):
+        g = p.grad
+        if tuple(g.shape) != p.shape:
+            raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} but its gradient "
+                             f"has shape {tuple(g.shape)}")
+        return g
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Hyperparameters (JSON-able) and, by parameter index, each step count and NumPy state copies."""
+        state = []
+        for s in self.state:
+            if s is None:
+                state.append(None)
+                continue
+            entry = {"step": int(s["step"])}
+            for name in self._state_arrays:
+                a = s[name]
+                entry[name] = np.array(backend_of_array(a).to_numpy(a), copy=True)
+            state.append(entry)
+        out = {"optimizer": type(self).__name__, "num_params": len(self.params), "state": state}
+        for name in self._hyper:
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved (hyperparameters and per-parameter state), checked first."""
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, dict) or "state" not in state:
+            raise TypeError(f"{who}: expected a dict made by {type(self).__name__}.state_dict()")
+        if state.get("optimizer") != type(self).__name__:
+            raise ValueError(f"{who}: the state was saved by {state.get('optimizer')!r}, not "
+                             f"{type(self).__name__!r}")
+        entries = list(state["state"])
+        if len(entries) != len(self.params):
+            raise ValueError(f"{who}: the state holds {len(entries)} parameters but this optimizer has "
+                             f"{len(self.params)}; build it on the same model.parameters()")
+        new_state = []
+        for i, (p, entry) in enumerate(zip(self.params, entries)):
+            if entry is None:
+                new_state.append(None)
+                continue
+            s = {"step": int(entry["step"])}
+            for name in self._state_arrays:
+                if name not in entry:
+                    raise ValueError(f"{who}: the state of parameter {i} has no {name!r}")
+                host = np.array(entry[name], copy=True)
+                if tuple(host.shape) != p.shape:
+                    raise ValueError(f"{who}: {name!r} of parameter {i} has shape {tuple(host.shape)} in the "
+                                     f"state but the parameter has shape {p.shape}")
+                s[name] = p.backend.asarray(host, dtype=_dtype_name(p))
+            new_state.append(s)
+        for name in self._hyper:
+            if name in state:
+                value = state[name]
+                setattr(self, name, tuple(value) if isinstance(value, list) else value)
+        self.state = new_state
+
+
+def _dtype_name(p: Tensor) -> str:
+    xp = p.backend.xp
+    for name in ("float32", "float64", "float16"):
+        if hasattr(xp, name) and p.dtype == getattr(xp, name):
+            return name
+    raise TypeError(f"unsupported parameter dtype {p.dtype}")
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (Kingma & Ba, Algorithm 1) and optional L2 weight decay.
+
+    ``Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)``; each ``step()``
+    updates every parameter that has a gradient (parameters whose ``.grad`` is None are skipped and their
+    step count does not advance).
+    """
+
+    _state_arrays = ("m", "v")
+    _hyper = ("lr", "betas", "eps", "weight_decay")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params)
+        if not lr >= 0.0:
+            raise ValueError(f"Adam: lr must be >= 0, got {lr}")
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
+        if not eps >= 0.0:
+            raise ValueError(f"Adam: eps must be >= 0, got {eps}")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"Adam: weight_decay must be >= 0, got {weight_decay}")
+        self.lr, self.betas = float(lr), (float(betas[0]), float(betas[1]))
+        self.eps, self.weight_decay = float(eps), float(weight_decay)
+
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        with ag.no_grad():
+            for i, p in enumerate(self.params):
+                if p.grad is None:
+                    continue
+                g = self._gradient(i, p)
+                if self.weight_decay:
+                    g = g + self.weight_decay * p.data  # a new array: p.grad is left as it was
+                s = self._state_for(i, p)
+                s["step"] += 1
+                t = s["step"]
+                m, v = s["m"], s["v"]  # our own arrays (never a gradient), so updating in place is safe
+                m *= beta1
+                m += (1.0 - beta1) * g
+                v *= beta2
+                v += (1.0 - beta2) * (g * g)
+                # lr * m_hat / (sqrt(v_hat) + eps), with the two bias corrections folded into scalars
+                bias1 = 1.0 - beta1 ** t
+                bias2 = 1.0 - beta2 ** t
+                denom = p.backend.xp.sqrt(v) / math.sqrt(bias2) + self.eps
+                # rebinding (not -=): p.data may share memory with an array the caller still holds
+                p.data = p.data - (self.lr / bias1) * (m / denom)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with momentum (PyTorch's convention).
+
+    ``buf = momentum * buf + g;  theta = theta - lr * buf`` (plain ``theta - lr * g`` when momentum is 0).
+    """
+
+    _hyper = ("lr", "momentum")
+
+    def __init__(self, params, lr: float, momentum: float = 0.0):
+        super().__init__(params)
+        if not lr >= 0.0:
+            raise ValueError(f"SGD: lr must be >= 0, got {lr}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        self.lr, self.momentum = float(lr), float(momentum)
+        self._state_arrays = ("momentum_buffer",) if self.momentum else ()
+
+    def step(self) -> None:
+        with ag.no_grad():
+            for i, p in enumerate(self.params):
+                if p.grad is None:
+                    continue
+                g = self._gradient(i, p)
+                s = self._state_for(i, p)
+                s["step"] += 1
+                if self.momentum:
+                    buf = s["momentum_buffer"]
+                    buf *= self.momentum
+                    buf += g
+                    g = buf
+                p.data = p.data - self.lr * g
