@@ -1,0 +1,139 @@
+"""The GMVAE evidence lower bound, one term per function, named as in the paper.
+
+Generative model (Dilokthanakul et al., 2016), for an observation y with latents x (size Dx), w (size Dw)
+and a cluster z in {1..K}:
+
+    w ~ N(0, I)                  z ~ Mult(pi), pi_k = 1/K
+    x | z=k, w ~ N(mu_k(w), diag sigma2_k(w))          y | x ~ p(y | x)  (Bernoulli or Gaussian decoder)
+
+Recognition: q(x|y) and q(w|y) are diagonal Gaussians; the cluster posterior is either a recognition head
+q(z|y) (variant ``cv``) or the exact p(z|x,w) of the generative model (variant ``mi``). With cluster
+weights p_k standing for whichever is used, the negative ELBO is a sum of five non-negative-ish terms:
+
+    -ELBO =   reconstruction         -E_q(x|y)[ log p(y|x) ]
+            + conditional_prior       E_q(w|y)[ sum_k p_k KL( q(x|y) || N(mu_k(w), sigma2_k(w)) ) ]
+            + w_prior                 KL( q(w|y) || N(0, I) )
+            + z_prior                 KL( p_k || pi )           (E_q(x|y)q(w|y) of it for mi)
+
+and the two variants train on it with a regulariser against over-regularisation (docs/gmvae.md):
+
+    cv:  objective = reconstruction + conditional_prior + w_prior + eta * z_prior
+                     + alpha * consistency_violation,
+         p_k = q(z=k|y), consistency_violation = E_q(x|y)q(w|y)[ H(p(z|x,w)) ] >= 0.
+         The paper writes the CV term as -alpha E[ sum_k p(z_k|x,w) log p(z_k|x,w) ] added to the loss
+         that is minimised, i.e. +alpha times the entropy: the original code's EntropyCriterion returns
+         H and back-propagates alpha dH/dp. We minimise the same quantity.
+
+    mi:  objective = mean_b(reconstruction + conditional_prior + w_prior) + max(lam, mean_b(z_prior)),
+         p_k = p(z=k|x,w), z_prior = E[ KL(p(z|x,w) || pi) ]. The minimum-information constraint
+         ("free bits") stops pushing the cluster KL down once its batch mean is below lam, as the
+         original code does (it tests the batch mean against lam).
+
+Every term is returned per data point, shape (B,); expectations over q are Monte Carlo averages over the
+M samples (leading axis of size M). ``negative_elbo`` adds the terms with all weights at their ELBO value
+(eta = 1, alpha = 0, lam = 0). The functions only combine tensors: the networks live in model.py.
+
+Shapes used below: y (B, D); samples x (M, B, Dx); q(x|y) parameters (B, Dx); prior parameters
+mu_k(w), log sigma2_k(w) for each sample of w: (M, B, K, Dx); cluster probabilities (B, K) or (M, B, K).
+"""
+from __future__ import annotations
+
+import math
+
+import autograd_lite as ag
+from autograd_lite import functional as F
+
+TERMS = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consistency_violation")
+VARIANTS = ("cv", "mi")
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def _average_over_samples(v):
+    """E_q[...] as the mean over the leading Monte Carlo axis: (M, B) -> (B,); (B,) is returned as is."""
+    return ag.mean(v, axis=0) if v.ndim == 2 else v
+
+
+def reconstruction(y, decoded: dict, likelihood: str):
+    """-E_q(x|y)[ log p(y|x) ] ~= -(1/M) sum_m log p(y | x^(m)).  Shape (B,).
+
+    ``decoded`` holds the decoder's output for the M samples of x: ``{"logits": (M, B, D)}`` for a
+    Bernoulli likelihood, ``{"mean": ..., "logvar": ...}`` (each (M, B, D)) for a Gaussian one.
+    """
+    if likelihood == "bernoulli":
+        log_p = F.bernoulli_log_prob_logits(y, decoded["logits"])
+    elif likelihood == "gaussian":
+        log_p = F.gaussian_log_prob(y, decoded["mean"], decoded["logvar"])
+    else:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    return -_average_over_samples(log_p)
+
+
+def conditional_prior(cluster_probs, x_mean, x_logvar, prior_mean, prior_logvar):
+    """E_q(w|y)[ sum_k p_k KL( q(x|y) || N(mu_k(w), sigma2_k(w)) ) ].  Shape (B,).
+
+    cluster_probs: p_k, (B, K) for q(z|y) or (M, B, K) for p(z|x^(m), w^(m)); x_mean, x_logvar: (B, Dx);
+    prior_mean, prior_logvar: (M, B, K, Dx), one set of K components per sample w^(m).
+    """
+    B, Dx = x_mean.shape
+    q_mean = ag.reshape(x_mean, (1, B, 1, Dx))      # broadcast over samples and components
+    q_logvar = ag.reshape(x_logvar, (1, B, 1, Dx))
+    kl_k = F.gaussian_kl(q_mean, q_logvar, prior_mean, prior_logvar)   # (M, B, K)
+    return _average_over_samples(ag.sum(cluster_probs * kl_k, axis=-1))
+
+
+def w_prior(w_mean, w_logvar):
+    """KL( q(w|y) || N(0, I) ).  Shape (B,)."""
+    return F.standard_gaussian_kl(w_mean, w_logvar)
+
+
+def z_prior(log_cluster_probs):
+    """KL( p(z) || pi ) with the uniform prior pi_k = 1/K.  Shape (B,).
+
+    log_cluster_probs: log q(z|y) of shape (B, K) (variant cv), or log p(z|x^(m), w^(m)) of shape
+    (M, B, K) (variant mi), in which case the KL is averaged over the M samples.
+    """
+    K = log_cluster_probs.shape[-1]
+    return _average_over_samples(F.categorical_kl(log_cluster_probs, -math.log(K)))
+
+
+def consistency_violation(log_p_z_given_xw):
+    """E_q(x|y)q(w|y)[ H(p(z|x,w)) ] = -E[ sum_k p(z_k|x,w) log p(z_k|x,w) ].  Shape (B,).
+
+    log_p_z_given_xw: (M, B, K) from :func:`z_posterior`. Small when each sample of (x, w) is assigned
+    to one cluster with confidence. Note H = log K - KL(p(z|x,w) || pi): for mi it is z_prior mirrored.
+    """
+    return _average_over_samples(F.entropy(log_p_z_given_xw))
+
+
+def z_posterior(x, prior_mean, prior_logvar):
+    """log p(z=k | x, w) by Bayes' rule with a uniform pi:  log_softmax_k( log N(x | mu_k(w), sigma2_k(w)) ).
+
+    x: (..., Dx); prior_mean, prior_logvar: (..., K, Dx). Returns (..., K). The pi_k = 1/K cancel in the
+    normalisation, and log_softmax never exponentiates a large log-density.
+    """
+    x_k = ag.reshape(x, x.shape[:-1] + (1, x.shape[-1]))          # broadcast against the K components
+    log_lik = F.gaussian_log_prob(x_k, prior_mean, prior_logvar)   # (..., K)
+    return ag.log_softmax(log_lik, axis=-1)
+
+
+def negative_elbo(terms: dict):
+    """The negative ELBO per data point: the sum of the four ELBO terms (no eta, alpha or lambda)."""
+    return terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"] + terms["z_prior"]
+
+
+def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0, lam: float = 0.0):
+    """The scalar training objective (minimised): a batch mean of the terms, weighted per variant.
+
+    cv: mean_b( reconstruction + conditional_prior + w_prior + eta z_prior + alpha consistency_violation )
+    mi: mean_b( reconstruction + conditional_prior + w_prior ) + max(lam, mean_b(z_prior))
+    """
+    alpha, eta, lam = float(alpha), float(eta), float(lam)   # Python numbers, never backend scalars
+    if variant == "cv":
+        per_point = (terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"]
+                     + eta * terms["z_prior"] + alpha * terms["consistency_violation"])
+        return ag.mean(per_point)
+    if variant == "mi":
+        rest = ag.mean(terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"])
+        kl = ag.mean(terms["z_prior"])
+        return rest + ag.where(kl > lam, kl, lam)     # max(lam, KL): no gradient below lam
+    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")

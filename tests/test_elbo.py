@@ -1,0 +1,248 @@
+"""Tests for gmvae_np.elbo: each ELBO term against an independent SciPy computation, and its gradients.
+
+The KL terms are compared with numerical integration (scipy.integrate.quad) or a Monte Carlo estimate
+from scipy.stats; p(z|x,w) with a direct Bayes-rule computation from scipy.stats densities; every term
+is gradchecked in float64 on every backend.
+"""
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+import autograd_lite as ag
+from gmvae_np import elbo
+
+BACKENDS = [
+    "numpy",
+    "strict",
+    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not ag.gpu_available(), reason="needs CuPy and a CUDA device")]),
+]
+
+M, B, K, DX, DW, D = 2, 3, 4, 2, 3, 5
+
+
+def t(a, backend, grad=False):
+    return ag.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad, dtype="float64", backend=backend)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(99)
+
+
+def _setup(rng):
+    """Random but fixed values for every quantity the terms take."""
+    return dict(
+        y_binary=(rng.uniform(size=(B, D)) < 0.5).astype(np.float64),
+        y_real=rng.normal(size=(B, D)),
+        logits=rng.normal(size=(M, B, D)),
+        y_mean=rng.normal(size=(M, B, D)), y_logvar=rng.normal(scale=0.5, size=(M, B, D)),
+        x_mean=rng.normal(size=(B, DX)), x_logvar=rng.normal(scale=0.5, size=(B, DX)),
+        w_mean=rng.normal(size=(B, DW)), w_logvar=rng.normal(scale=0.5, size=(B, DW)),
+        x=rng.normal(size=(M, B, DX)),
+        prior_mean=rng.normal(size=(M, B, K, DX)), prior_logvar=rng.normal(scale=0.5, size=(M, B, K, DX)),
+        qz_logits=rng.normal(size=(B, K)),
+    )
+
+
+def _kl_1d(mq, sq, mp, sp):
+    q, p = stats.norm(mq, sq), stats.norm(mp, sp)
+    value, _ = integrate.quad(lambda u: q.pdf(u) * (q.logpdf(u) - p.logpdf(u)), mq - 12 * sq, mq + 12 * sq,
+                              limit=200)
+    return value
+
+
+# -- values against SciPy --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reconstruction_bernoulli_is_minus_mean_log_pmf(backend, rng):
+    v = _setup(rng)
+    got = elbo.reconstruction(t(v["y_binary"], backend), {"logits": t(v["logits"], backend)}, "bernoulli")
+    log_p = stats.bernoulli.logpmf(v["y_binary"][None], special.expit(v["logits"])).sum(-1)  # (M, B)
+    np.testing.assert_allclose(got.numpy(), -log_p.mean(0), rtol=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reconstruction_gaussian_is_minus_mean_log_pdf(backend, rng):
+    v = _setup(rng)
+    decoded = {"mean": t(v["y_mean"], backend), "logvar": t(v["y_logvar"], backend)}
+    got = elbo.reconstruction(t(v["y_real"], backend), decoded, "gaussian")
+    log_p = stats.norm.logpdf(v["y_real"][None], v["y_mean"], np.exp(0.5 * v["y_logvar"])).sum(-1)
+    np.testing.assert_allclose(got.numpy(), -log_p.mean(0), rtol=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conditional_prior_matches_numerical_integration(backend, rng):
+    v = _setup(rng)
+    p = special.softmax(v["qz_logits"], -1)
+    got = elbo.conditional_prior(t(p, backend), t(v["x_mean"], backend), t(v["x_logvar"], backend),
+                                 t(v["prior_mean"], backend), t(v["prior_logvar"], backend)).numpy()
+    sq, sp = np.exp(0.5 * v["x_logvar"]), np.exp(0.5 * v["prior_logvar"])
+    want = np.zeros(B)
+    for b in range(B):
+        for m in range(M):
+            for k in range(K):
+                kl = sum(_kl_1d(v["x_mean"][b, d], sq[b, d], v["prior_mean"][m, b, k, d], sp[m, b, k, d])
+                         for d in range(DX))
+                want[b] += p[b, k] * kl / M
+    np.testing.assert_allclose(got, want, rtol=1e-7)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conditional_prior_with_per_sample_weights(backend, rng):
+    """mi weights clusters per sample, (M, B, K): each sample's KLs take that sample's weights."""
+    v = _setup(rng)
+    p = special.softmax(rng.normal(size=(M, B, K)), -1)
+    args = [t(v[k], backend) for k in ("x_mean", "x_logvar", "prior_mean", "prior_logvar")]
+    got = elbo.conditional_prior(t(p, backend), *args).numpy()
+    want = np.zeros(B)
+    for m in range(M):  # one sample at a time, with M = 1 shapes
+        one = [t(v["x_mean"], backend), t(v["x_logvar"], backend),
+               t(v["prior_mean"][m:m + 1], backend), t(v["prior_logvar"][m:m + 1], backend)]
+        want += elbo.conditional_prior(t(p[m], backend), *one).numpy() / M
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_w_prior_matches_monte_carlo(backend, rng):
+    v = _setup(rng)
+    got = elbo.w_prior(t(v["w_mean"], backend), t(v["w_logvar"], backend)).numpy()
+    sd = np.exp(0.5 * v["w_logvar"])
+    n = 200_000
+    draws = v["w_mean"][None] + sd[None] * rng.standard_normal((n, B, DW))
+    log_ratio = (stats.norm.logpdf(draws, v["w_mean"], sd) - stats.norm.logpdf(draws)).sum(-1)  # (n, B)
+    mc, se = log_ratio.mean(0), log_ratio.std(0) / math.sqrt(n)
+    assert np.all(np.abs(got - mc) < 5 * se + 1e-9), (got, mc, se)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_z_prior_is_kl_to_uniform(backend, rng):
+    v = _setup(rng)
+    log_q = ag.log_softmax(t(v["qz_logits"], backend), axis=-1)
+    q = special.softmax(v["qz_logits"], -1)
+    np.testing.assert_allclose(elbo.z_prior(log_q).numpy(), stats.entropy(q, np.full(K, 1 / K), axis=-1),
+                               rtol=1e-10)
+    # with a sample axis, averaged over it
+    logits = rng.normal(size=(M, B, K))
+    want = stats.entropy(special.softmax(logits, -1), np.full(K, 1 / K), axis=-1).mean(0)
+    got = elbo.z_prior(ag.log_softmax(t(logits, backend), axis=-1)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def _bayes_rule(x, prior_mean, prior_logvar):
+    """p(z=k|x,w) = pi_k N(x|mu_k, S_k) / sum_j pi_j N(x|mu_j, S_j) from SciPy densities, pi uniform."""
+    lead = x.shape[:-1]
+    out = np.zeros(lead + (K,))
+    for idx in np.ndindex(*lead):
+        lik = np.array([stats.multivariate_normal(prior_mean[idx][k], np.diag(np.exp(prior_logvar[idx][k])))
+                        .pdf(x[idx]) for k in range(K)])
+        out[idx] = (lik / K) / np.sum(lik / K)
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_z_posterior_is_bayes_rule(backend, rng):
+    v = _setup(rng)
+    got = elbo.z_posterior(t(v["x"], backend), t(v["prior_mean"], backend), t(v["prior_logvar"], backend))
+    assert got.shape == (M, B, K)
+    np.testing.assert_allclose(np.exp(got.numpy()), _bayes_rule(v["x"], v["prior_mean"], v["prior_logvar"]),
+                               rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_z_posterior_far_from_every_component_is_finite_in_float32(backend):
+    """Log-likelihoods of -1e5 would underflow exp() in a direct Bayes rule; log_softmax keeps them."""
+    x = ag.tensor(np.full((1, 2), 300.0, np.float32), backend=backend)
+    mean = ag.tensor(np.array([[[0.0, 0.0], [1.0, 1.0]]], np.float32), backend=backend)
+    logvar = ag.tensor(np.full((1, 2, 2), -2.0, np.float32), backend=backend)
+    p = np.exp(elbo.z_posterior(x, mean, logvar).numpy())
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p, [[0.0, 1.0]], atol=1e-6)  # the nearer component takes it all
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_consistency_violation_is_entropy_of_bayes_posterior(backend, rng):
+    v = _setup(rng)
+    log_p = elbo.z_posterior(t(v["x"], backend), t(v["prior_mean"], backend), t(v["prior_logvar"], backend))
+    got = elbo.consistency_violation(log_p).numpy()
+    want = stats.entropy(_bayes_rule(v["x"], v["prior_mean"], v["prior_logvar"]), axis=-1).mean(0)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    # H = log K - KL(p || uniform)
+    np.testing.assert_allclose(got, math.log(K) - elbo.z_prior(log_p).numpy(), rtol=1e-10)
+
+
+# -- combining the terms ---------------------------------------------------------------------------
+
+def _grad(x):
+    return x.backend.to_numpy(x.grad)
+
+
+def _terms(backend, rng):
+    return {name: t(rng.uniform(0.1, 2.0, size=B), backend, grad=True) for name in elbo.TERMS}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_objective_cv_weights_the_terms(backend, rng):
+    terms = _terms(backend, rng)
+    h = {k: v.numpy() for k, v in terms.items()}
+    got = elbo.objective(terms, "cv", alpha=0.4, eta=2.0, lam=5.0).item()   # lam is not used by cv
+    want = np.mean(h["reconstruction"] + h["conditional_prior"] + h["w_prior"] + 2.0 * h["z_prior"]
+                   + 0.4 * h["consistency_violation"])
+    assert got == pytest.approx(want, rel=1e-12)
+    np.testing.assert_allclose(elbo.negative_elbo(terms).numpy(),
+                               h["reconstruction"] + h["conditional_prior"] + h["w_prior"] + h["z_prior"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_objective_mi_holds_the_z_prior_at_lambda(backend, rng):
+    terms = _terms(backend, rng)
+    h = {k: v.numpy() for k, v in terms.items()}
+    rest = np.mean(h["reconstruction"] + h["conditional_prior"] + h["w_prior"])
+    kl = h["z_prior"].mean()
+    # above the threshold the KL is minimised as is; below it, lam replaces it and its gradient vanishes
+    above = elbo.objective(terms, "mi", alpha=9.0, eta=9.0, lam=kl / 2)
+    assert above.item() == pytest.approx(rest + kl, rel=1e-12)
+    above.backward()
+    np.testing.assert_allclose(_grad(terms["z_prior"]), np.full(B, 1.0 / B))
+    terms = _terms(backend, np.random.default_rng(99))
+    below = elbo.objective(terms, "mi", lam=kl + 1.0)
+    assert below.item() == pytest.approx(rest + kl + 1.0, rel=1e-12)
+    below.backward()
+    np.testing.assert_allclose(_grad(terms["z_prior"]), np.zeros(B))
+    np.testing.assert_allclose(_grad(terms["reconstruction"]), np.full(B, 1.0 / B))
+
+
+def test_bad_variant_and_likelihood_are_refused(rng):
+    terms = _terms("numpy", rng)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        elbo.objective(terms, "vc")
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        elbo.reconstruction(terms["w_prior"], {}, "poisson")
+
+
+# -- gradients -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradcheck_terms(backend, rng):
+    v = _setup(rng)
+    g = {k: t(a, backend, grad=True) for k, a in v.items()}
+    y = t(v["y_binary"], backend)
+    checks = {
+        "reconstruction_bernoulli": (lambda lo: elbo.reconstruction(y, {"logits": lo}, "bernoulli"),
+                                     [g["logits"]]),
+        "reconstruction_gaussian": (lambda yr, mu, lv: elbo.reconstruction(yr, {"mean": mu, "logvar": lv},
+                                                                           "gaussian"),
+                                    [g["y_real"], g["y_mean"], g["y_logvar"]]),
+        "conditional_prior": (lambda lq, *a: elbo.conditional_prior(ag.softmax(lq, axis=-1), *a),
+                              [g["qz_logits"], g["x_mean"], g["x_logvar"], g["prior_mean"], g["prior_logvar"]]),
+        "w_prior": (elbo.w_prior, [g["w_mean"], g["w_logvar"]]),
+        "z_prior": (lambda lq: elbo.z_prior(ag.log_softmax(lq, axis=-1)), [g["qz_logits"]]),
+        "z_posterior": (elbo.z_posterior, [g["x"], g["prior_mean"], g["prior_logvar"]]),
+        "consistency_violation": (lambda *a: elbo.consistency_violation(elbo.z_posterior(*a)),
+                                  [g["x"], g["prior_mean"], g["prior_logvar"]]),
+    }
+    for name, (fn, inputs) in checks.items():
+        report = ag.gradcheck(fn, *inputs, name=name)
+        assert report.max_rel_error < 1e-5, report
