@@ -513,10 +513,12 @@ class BatchNorm(Module):
                 raise ValueError(f"BatchNorm in training mode needs more than one value per channel, got "
                                  f"input shape {x.shape}; use a larger batch or call .eval()")
             x_hat, mean, var = batch_norm_normalize(x, axes, self.eps)
-            m = self.momentum
-            self.running_mean = (1.0 - m) * self.running_mean + m * xp.reshape(mean, (self.num_features,))
-            unbiased = xp.reshape(var, (self.num_features,)) * (n / (n - 1.0))
-            self.running_var = (1.0 - m) * self.running_var + m * unbiased
+            # running statistics: raw arrays, no graph; cast so a float64 batch keeps float32 buffers float32
+            m, dt = self.momentum, self.running_mean.dtype
+            batch_mean = xp.astype(xp.reshape(mean, (self.num_features,)), dt)
+            batch_var = xp.astype(xp.reshape(var, (self.num_features,)) * (n / (n - 1.0)), dt)  # unbiased
+            self.running_mean = (1.0 - m) * self.running_mean + m * batch_mean
+            self.running_var = (1.0 - m) * self.running_var + m * batch_var
         else:
             mean = Tensor(xp.reshape(self.running_mean, shape), x.backend)
             inv_std = Tensor(xp.reshape(1.0 / xp.sqrt(self.running_var + self.eps), shape), x.backend)
