@@ -209,13 +209,16 @@ class Module:
     # -- devices -----------------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
-        """Where the parameters live (the first parameter's backend; ``numpy`` for a module without any)."""
+        """Where the parameters live: set by the layer constructors and by :meth:`to`; otherwise the first
+        parameter's (or buffer's) backend, and ``numpy`` for a module with neither."""
+        if self._backend is not None:
+            return self._backend
         params = self.parameters()
         if params:
             return params[0].backend
         for _, array in self.named_buffers():
             return backend_of_array(array)
-        return self._backend or get_backend("numpy")
+        return get_backend("numpy")
 
     def to(self, backend) -> "Module":
         """Move every parameter and buffer, in place, to another backend (through the host); returns self.
@@ -333,6 +336,13 @@ def _uniform_parameter(backend: Backend, shape: tuple, fan_in: int, dtype: str) 
     return Parameter(backend.rng.uniform(shape, low=-bound, high=bound, dtype=dtype), backend=backend)
 
 
+def _int_at_least(layer: str, name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{layer}: {name} must be an int >= {low} (the same for height and width), "
+                         f"got {value!r}")
+    return value
+
+
 def _pair(value, name: str) -> tuple:
     if isinstance(value, int):
         return (value, value)
@@ -387,7 +397,8 @@ class Conv2d(Module):
         self._backend = b
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride, self.padding = stride, padding
+        self.stride = _int_at_least("Conv2d", "stride", stride, 1)
+        self.padding = _int_at_least("Conv2d", "padding", padding, 0)
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
         self.weight = _uniform_parameter(b, (self.out_channels, self.in_channels, kh, kw), fan_in, dtype)
@@ -418,7 +429,12 @@ class ConvTranspose2d(Module):
         self._backend = b
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.stride = _int_at_least("ConvTranspose2d", "stride", stride, 1)
+        self.padding = _int_at_least("ConvTranspose2d", "padding", padding, 0)
+        self.output_padding = _int_at_least("ConvTranspose2d", "output_padding", output_padding, 0)
+        if self.output_padding >= self.stride:
+            raise ValueError(f"ConvTranspose2d: output_padding must be smaller than stride ({stride}), "
+                             f"got {output_padding}")
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
         self.weight = _uniform_parameter(b, (self.in_channels, self.out_channels, kh, kw), fan_in, dtype)

@@ -297,6 +297,12 @@ def test_conv_layouts_and_torch7_init(backend):
     assert Conv2d(2, 2, 3, bias=False).bias is None
     with pytest.raises(ValueError, match="kernel_size"):
         Conv2d(2, 2, (3, 3, 3))
+    with pytest.raises(ValueError, match=r"Conv2d: stride must be an int >= 1.*\(2, 2\)"):
+        Conv2d(2, 2, 3, stride=(2, 2))
+    with pytest.raises(ValueError, match="ConvTranspose2d: padding must be an int >= 0"):
+        ConvTranspose2d(2, 2, 3, padding=-1)
+    with pytest.raises(ValueError, match="output_padding must be smaller than stride"):
+        ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)
 
 
 @needs_conv
@@ -439,6 +445,8 @@ def test_parameters_are_named_in_attribute_order_and_deduplicated():
     assert model.num_parameters() == (12 + 4) + (4 + 4) + 2 * (8 + 2) + 2
     model.cached = model(ag.randn(5, 3))  # a non-leaf output stored on the model is not a parameter
     assert model.cached.requires_grad and len(model.parameters()) == 9
+    # a model that never set a backend reports its parameters' backend
+    assert Tower(backend="strict").backend.name == "strict" and Module().backend.name == "numpy"
     # the same construction always gives the same order
     ag.get_backend("numpy").seed(12)
     assert [n for n, _ in Tower().named_parameters()] == names
