@@ -1,0 +1,128 @@
+"""Redraw a training run's figures from its run directory.
+
+    python experiments/plot.py RUN_DIR                      draw once and exit
+    python experiments/plot.py RUN_DIR --follow             redraw whenever metrics.jsonl or
+                                                            snapshot.npz changes
+    ./run.sh plot RUN_DIR --follow --interval 5             the same through the launcher
+
+Figures go to RUN_DIR/figures/ (see gmvae_np/plots.py for what each one shows). The run directory is
+all this script reads, so it can follow a run that is training in another process. With --follow it
+stops on Ctrl-C (exit code 0), or by itself once every epoch of the run is logged and nothing has
+changed for --settle seconds. A folder that is not a run directory gives one `error: ...` line on
+stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+try:
+    from gmvae_np import plots
+except ImportError:  # running from a checkout that was not installed
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    from gmvae_np import plots
+
+WATCHED = ("config.json", "metrics.jsonl", "snapshot.npz")
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Redraw the figures of a GMVAE run directory "
+                                                 "into RUN_DIR/figures/.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=pathlib.Path,
+                        help="the --out folder of a training run (holds config.json)")
+    parser.add_argument("--follow", action="store_true",
+                        help="keep redrawing whenever metrics.jsonl or snapshot.npz changes")
+    parser.add_argument("--interval", type=positive_seconds, default=2.0, metavar="SECONDS",
+                        help="with --follow: how often to look for changes (default 2)")
+    parser.add_argument("--settle", type=positive_seconds, default=None, metavar="SECONDS",
+                        help="with --follow: stop once the run has logged all its epochs and "
+                             "nothing changed for this long (default: max(10, 3 x interval))")
+    return parser.parse_args(argv)
+
+
+def signature(run_dir: pathlib.Path) -> tuple:
+    """What changes when training writes: modification time and size of each watched file."""
+    out = []
+    for name in WATCHED:
+        try:
+            st = (run_dir / name).stat()
+            out.append((name, st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            out.append((name, None, None))
+    return tuple(out)
+
+
+def run_finished(run_dir: pathlib.Path) -> bool:
+    """True once metrics.jsonl holds every epoch the config asks for (epochs counted from 0 or 1)."""
+    try:
+        run = plots.read_run(run_dir)
+    except plots.RunDirError:
+        return False
+    epochs = run.settings.get("epochs")
+    if not isinstance(epochs, int) or epochs <= 0 or not run.metrics:
+        return False
+    return len(run.metrics) >= epochs or run.metrics[-1]["epoch"] >= epochs
+
+
+def draw(run_dir: pathlib.Path) -> None:
+    paths = plots.draw_run(run_dir)
+    stamp = time.strftime("%H:%M:%S")
+    if paths:
+        print(f"[{stamp}] wrote {', '.join(p.name for p in paths)} to {paths[0].parent}", flush=True)
+    else:
+        print(f"[{stamp}] nothing to draw yet: no epoch logged in {run_dir / 'metrics.jsonl'}",
+              flush=True)
+
+
+def follow(run_dir: pathlib.Path, interval: float, settle: float) -> int:
+    last = signature(run_dir)
+    changed_at = time.monotonic()
+    while True:
+        time.sleep(interval)
+        if not (run_dir / "config.json").is_file():
+            print(f"error: {run_dir} has no config.json any more; the run directory was removed",
+                  file=sys.stderr)
+            return 2
+        now = signature(run_dir)
+        if now != last:
+            last, changed_at = now, time.monotonic()
+            try:
+                draw(run_dir)
+            except plots.RunDirError as exc:   # e.g. a file replaced mid-read: try again next time
+                print(f"warning: {exc}", file=sys.stderr, flush=True)
+        elif time.monotonic() - changed_at >= settle and run_finished(run_dir):
+            print(f"run finished and unchanged for {settle:g} s; figures are in "
+                  f"{run_dir / 'figures'}", flush=True)
+            return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    settle = args.settle if args.settle is not None else max(10.0, 3 * args.interval)
+    try:
+        draw(args.run_dir)
+        if args.follow:
+            return follow(args.run_dir, args.interval, settle)
+        return 0
+    except plots.RunDirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("", flush=True)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
