@@ -166,7 +166,7 @@ def names(paths):
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("labelled", [True, False], ids=["labelled", "unlabelled"])
 def test_spiral_run_draws_curves_latent_and_recon(tmp_path, labelled):
-    run = make_run(tmp_path, "spiral", labelled=labelled)
+    run = make_run(tmp_path, "spiral", labelled=labelled, n=500)
     paths = plots.draw_run(run)
     assert names(paths) == ["latent.png", "learning_curves.png", "recon.png"]
     assert all(p.parent == run / "figures" for p in paths)
@@ -231,16 +231,15 @@ def test_feature_vectors_draw_usage_and_pca(tmp_path, labelled):
 
 def test_many_clusters_and_high_dimensional_latent(tmp_path):
     # K = 30 takes the continuous colour map and no legend; Dx = 5 is projected on its first two dims
-    run = make_run(tmp_path, "spiral", k=30, dx=5)
-    assert "latent.png" in names(plots.draw_run(run))
-    check_png(run / "figures" / "latent.png")
+    run = make_run(tmp_path, "spiral", k=30, dx=5, n=500)
+    check_png(plots.draw_latent(plots.read_run(run), tmp_path / "latent.png"))
 
 
 def test_truncated_last_metrics_line_is_tolerated(tmp_path):
-    run = make_run(tmp_path, "spiral", truncated=True, epochs=7)
+    run = make_run(tmp_path, "features", truncated=True, epochs=7, n=100)
     records = plots.read_metrics(run / "metrics.jsonl")
     assert [r["epoch"] for r in records] == list(range(1, 8))
-    check_png(plots.draw_run(run)[0])
+    check_png(plots.draw_learning_curves(plots.read_run(run), tmp_path / "lc.png"))
 
 
 def test_repeated_epochs_keep_the_later_line(tmp_path):
@@ -254,7 +253,7 @@ def test_repeated_epochs_keep_the_later_line(tmp_path):
 
 
 def test_run_without_snapshot_draws_only_curves_and_empty_run_draws_nothing(tmp_path):
-    run = make_run(tmp_path, "spiral")
+    run = make_run(tmp_path, "spiral", n=100)
     (run / "snapshot.npz").unlink()
     assert names(plots.draw_run(run)) == ["learning_curves.png"]
     (run / "metrics.jsonl").write_text("")
@@ -262,14 +261,14 @@ def test_run_without_snapshot_draws_only_curves_and_empty_run_draws_nothing(tmp_
 
 
 def test_one_epoch_and_metrics_only_every_other_epoch(tmp_path):
-    run = make_run(tmp_path, "features", epochs=1)
-    check_png(plots.draw_run(run)[0])
+    run = make_run(tmp_path, "features", epochs=1, n=100)
+    check_png(plots.draw_learning_curves(plots.read_run(run), tmp_path / "one.png"))
     write_metrics(run, epochs=9, eval_every=3)
     check_png(plots.draw_learning_curves(plots.read_run(run), tmp_path / "lc.png"))
 
 
 def test_redraw_replaces_figures_atomically(tmp_path):
-    run = make_run(tmp_path, "spiral")
+    run = make_run(tmp_path, "features", n=200)
     first = plots.draw_run(run)
     inode = {p.name: os.stat(p).st_ino for p in first}
     second = plots.draw_run(run)
@@ -345,7 +344,7 @@ def test_cli_draws_a_run(tmp_path):
 
 def test_cli_follow_stops_after_a_finished_run_settles(tmp_path):
     run = make_run(tmp_path, "features", n=200, epochs=3)
-    result = run_cli(run, "--follow", "--interval", "0.2", "--settle", "0.5", timeout=60)
+    result = run_cli(run, "--follow", "--interval", "0.1", "--settle", "0.3", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "finished" in result.stdout
     check_png(run / "figures" / "learning_curves.png")
