@@ -18,6 +18,7 @@ from .ops import (abs, add, astype, broadcast_to, chunk, clamp, concat, div, exp
                   log1p, log_softmax, logsumexp, matmul, max, maximum, mean, minimum, mul, neg,
                   one_hot, permute, pow, relu, reshape, sigmoid, softmax, softplus, split, sqrt,
                   square, stack, sub, sum, take, tanh, transpose, where)
+from .conv import conv2d, conv_transpose2d
 from .gradcheck import GradcheckError, gradcheck
 from . import functional
 
