@@ -131,8 +131,9 @@ class Backend:
         if self.name == "cupy":
             return self.xp.asarray(data, dtype=dtype)
         if self.name == "strict" and isinstance(data, np.ndarray):
-            # array-api-strict refuses NumPy arrays of some dtypes; go through a plain copy
-            data = np.ascontiguousarray(data)
+            # hand array-api-strict a plain C-ordered copy (np.ascontiguousarray would turn a 0-d
+            # array into shape (1,))
+            data = np.array(data, order="C", copy=True)
         return self.xp.asarray(data, dtype=dtype, device=self.device)
 
     def to_numpy(self, a) -> np.ndarray:
@@ -180,14 +181,14 @@ def _make_backend(name: str) -> Backend:
             raise BackendError(
                 f"backend 'cupy' needs CuPy, which could not be imported ({type(exc).__name__}: {exc}); "
                 f"install it with: {GPU_INSTALL_HINT}") from None
+        needs = (f"it needs an NVIDIA GPU with its driver and CuPy ({GPU_INSTALL_HINT}); "
+                 f"elsewhere use --backend numpy")
         try:
             n = cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:
-            raise BackendError(
-                f"backend 'cupy' found no usable CUDA device ({exc}); run on a machine with an NVIDIA GPU "
-                f"and driver, or use --backend numpy") from None
+            raise BackendError(f"backend 'cupy' found no usable CUDA device ({exc}); {needs}") from None
         if n < 1:
-            raise BackendError("backend 'cupy' found no CUDA device; use --backend numpy")
+            raise BackendError(f"backend 'cupy' found no CUDA device; {needs}")
         return Backend("cupy", xp, cupy.cuda.Device())
     raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
 

@@ -74,6 +74,7 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 
     out = fn(*leaves)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck({name}): fn must return a Tensor, got {type(out).__name__}")
+    ops = _op_names(out)  # read before backward() frees the graph
     u_host = rng.standard_normal(out.shape)
     u = backend.asarray(u_host, dtype="float64")
     out.backward(u)
@@ -91,16 +92,12 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 
             o = fn(*args)
         return float(np.sum(backend.to_numpy(o.data) * u_host))
 
-    def fail(what, analytic, numeric):
-        raise GradcheckError(
-            f"gradcheck({name}) failed {what}: backward gives {analytic:.10g}, central differences "
-            f"{numeric:.10g} (error {abs(analytic - numeric):.3g}); input shapes {shapes}, output shape "
-            f"{out.shape}, eps={eps}, atol={atol}, rtol={rtol}")
+    failures = []  # (error, where, analytic, numeric) of every comparison outside the tolerance
 
     def compare(what, analytic, numeric):
         report.add(analytic, numeric)
         if not abs(analytic - numeric) <= atol + rtol * abs(numeric):
-            fail(what, analytic, numeric)
+            failures.append((abs(analytic - numeric), what, analytic, numeric))
 
     # 1. one random direction through all inputs at once: <u, J v> against <J^T u, v>
     vs = {i: rng.standard_normal(shapes[i]) for i in checked}
@@ -121,4 +118,26 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 
             numeric = (L({i: d}) - L({i: -d})) / (2 * eps)
             idx = np.unravel_index(k, shapes[i])
             compare(f"at input {i}, element {tuple(int(j) for j in idx)}", float(grads[i][idx]), numeric)
+
+    if failures:
+        err, what, analytic, numeric = max(failures, key=lambda f: f[0])
+        raise GradcheckError(
+            f"gradcheck({name}) failed in {len(failures)} of {report.comparisons} comparisons; the largest "
+            f"error is {err:.3g} {what}: backward gives {analytic:.10g}, central differences "
+            f"{numeric:.10g}; ops {', '.join(ops) or '(none)'}; input shapes {shapes}, output shape "
+            f"{out.shape}; eps={eps}, atol={atol}, rtol={rtol}")
     return report
+
+
+def _op_names(out: Tensor) -> list:
+    """The names of the ops recorded in the graph behind ``out``, each once, outputs first."""
+    names, seen, stack = [], set(), [out]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node._op is not None and node._op not in names:
+            names.append(node._op)
+        stack.extend(p for p in node._parents if isinstance(p, Tensor))
+    return names

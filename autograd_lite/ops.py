@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import numbers
 
-from .backend import BackendError
+from .backend import BackendError, backend_of_array
 from .tensor import Tensor, _mismatch, is_grad_enabled, tensor as _as_tensor
 
 # -- plumbing --------------------------------------------------------------------------------------
@@ -54,13 +54,15 @@ def _coerce(x, like: Tensor):
     if isinstance(x, bool) or not isinstance(x, numbers.Number):
         if isinstance(x, Tensor):
             return x
+        if isinstance(x, (list, tuple)):  # plain Python data, like a number: goes to like's backend
+            return _as_tensor(x, dtype=like.dtype, backend=like.backend)
         try:
-            t = _as_tensor(x, dtype=like.dtype, backend=None)
+            home = backend_of_array(x)  # a NumPy, CuPy or strict array stays where it lives
         except BackendError:
             raise TypeError(f"cannot combine a Tensor with a {type(x).__name__}") from None
-        if t.backend is not like.backend:
-            raise _mismatch(like.backend, t.backend)
-        return t
+        if home is not like.backend:
+            raise _mismatch(like.backend, home)
+        return _as_tensor(x, dtype=like.dtype, backend=home)
     return float(x) if not isinstance(x, int) else x
 
 
@@ -70,7 +72,14 @@ def _axes(axis, ndim: int) -> tuple:
         return tuple(range(ndim))
     if isinstance(axis, int):
         axis = (axis,)
-    return tuple(sorted(a % ndim for a in axis))
+    for a in axis:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions; "
+                             f"use an axis in [{-ndim}, {ndim - 1}]")
+    axes = tuple(sorted(a % ndim for a in axis))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis {tuple(axis)} names the same dimension twice")
+    return axes
 
 
 def _expand_reduced(g, shape, axes, keepdims, xp):
@@ -125,6 +134,8 @@ def pow(x: Tensor, p) -> Tensor:
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with batch broadcasting, (..., n, k) @ (..., k, m); 1-D operands as in NumPy."""
     a, b = _operands(a, b)
+    if a.ndim == 1 and b.ndim == 1:
+        return reshape(matmul(reshape(a, (1, a.shape[0])), reshape(b, (b.shape[0], 1))), ())
     if a.ndim == 1:
         return reshape(matmul(reshape(a, (1, a.shape[0])), b), b.shape[:-2] + (b.shape[-1],))
     if b.ndim == 1:
@@ -206,8 +217,10 @@ def maximum(a, b) -> Tensor:
     a, b = _operands(a, b)
     ad, bd = _d(a), _d(b)
     xp = (a if isinstance(a, Tensor) else b).backend.xp
-    wa = xp.where(ad > bd, 1.0, xp.where(ad == bd, 0.5, 0.0))
-    return _node(xp.where(ad >= bd, ad, bd), (a, b), lambda g: (g * wa, g * (1.0 - wa)), "maximum")
+    out = xp.where(ad >= bd, ad, bd)
+    # a's share of the gradient: 1 where a is larger, 1/2 at ties, 0 where b is larger
+    wa = xp.astype(ad > bd, out.dtype) + 0.5 * xp.astype(ad == bd, out.dtype)
+    return _node(out, (a, b), lambda g: (g * wa, g * (1.0 - wa)), "maximum")
 
 
 def minimum(a, b) -> Tensor:
@@ -282,24 +295,28 @@ def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     return _node(out, (x,), backward, "max")
 
 
-def _logsumexp_array(xd, axes, xp):
-    """log(sum(exp(x))) over axes, keepdims; rows that are all -inf give -inf without warnings."""
+def _shifted_exp_sum(xd, axes, xp):
+    """The pieces of a stable logsumexp over axes (keepdims): the maximum m (0 where it is not finite)
+    and s = sum exp(x - m). Every exp(x - m) <= 1, so nothing overflows, and x - m is exact."""
     m = xp.max(xd, axis=axes, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0.0)
-    s = xp.sum(xp.exp(xd - m), axis=axes, keepdims=True)
-    positive = s > 0
-    return xp.where(positive, xp.log(xp.where(positive, s, 1.0)) + m, -float("inf"))
+    return m, xp.sum(xp.exp(xd - m), axis=axes, keepdims=True)
 
 
 def logsumexp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    """log sum exp x over axes, shifted by the maximum so it never overflows."""
+    """log sum exp x over axes, shifted by the maximum so it never overflows.
+
+    Rows that are all -inf give -inf and a zero gradient, without warnings.
+    """
     xp, xd = x.backend.xp, x.data
     axes = _axes(axis, x.ndim)
-    lse = _logsumexp_array(xd, axes, xp)
+    m, s = _shifted_exp_sum(xd, axes, xp)
+    positive = s > 0
+    s = xp.where(positive, s, 1.0)  # an all -inf row: exp(x - m) is all 0 there, so any s > 0 works
+    lse = xp.where(positive, xp.log(s) + m, -float("inf"))
 
-    def backward(g):
-        finite = xp.where(xp.isfinite(lse), lse, 0.0)
-        return (xp.exp(xd - finite) * _expand_reduced(g, x.shape, axes, keepdims, xp),)
+    def backward(g):  # d lse / dx = softmax(x) = exp(x - m) / s
+        return (xp.exp(xd - m) / s * _expand_reduced(g, x.shape, axes, keepdims, xp),)
 
     out = lse if keepdims else xp.reshape(lse, tuple(n for i, n in enumerate(x.shape) if i not in axes))
     return _node(out, (x,), backward, "logsumexp")
@@ -307,14 +324,15 @@ def logsumexp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     xp, xd = x.backend.xp, x.data
-    lse = _logsumexp_array(xd, (axis % x.ndim,), xp)
-    s = xp.exp(xd - lse)
-    return _node(s, (x,), lambda g: (s * (g - xp.sum(g * s, axis=axis, keepdims=True)),), "softmax")
+    m, s = _shifted_exp_sum(xd, _axes(axis, x.ndim), xp)
+    p = xp.exp(xd - m) / s
+    return _node(p, (x,), lambda g: (p * (g - xp.sum(g * p, axis=axis, keepdims=True)),), "softmax")
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     xp, xd = x.backend.xp, x.data
-    out = xd - _logsumexp_array(xd, (axis % x.ndim,), xp)
+    m, s = _shifted_exp_sum(xd, _axes(axis, x.ndim), xp)
+    out = (xd - m) - xp.log(s)  # not x - logsumexp(x): that rounds at the scale of max |x|
     return _node(out, (x,),
                  lambda g: (g - xp.exp(out) * xp.sum(g, axis=axis, keepdims=True),), "log_softmax")
 
@@ -351,13 +369,21 @@ def broadcast_to(x: Tensor, shape) -> Tensor:
 def getitem(x: Tensor, key) -> Tensor:
     """Basic indexing and slicing (ints, slices, None, Ellipsis); the gradient is scattered back."""
     xp = x.backend.xp
-    key = tuple(_d(k) for k in key) if isinstance(key, tuple) else (_d(key),)
+    key = key if isinstance(key, tuple) else (key,)
+    for k in key:
+        if not (k is None or k is Ellipsis or isinstance(k, slice)
+                or (isinstance(k, numbers.Integral) and not isinstance(k, bool))):
+            raise TypeError(f"tensor indexing takes ints, slices, None and ..., not {type(k).__name__}; "
+                            f"gather with an index array through ag.take(x, indices, axis)")
+    key = tuple(int(k) if isinstance(k, numbers.Integral) else k for k in key)  # NumPy ints too
     if Ellipsis not in key and builtins.sum(k is not None for k in key) < x.ndim:
         key = key + (Ellipsis,)  # x[0] means x[0, ...]; the standard asks for it to be spelled out
+    # assignment takes no new axes (None): write g, with those length-1 axes dropped, through the rest
+    plain = tuple(k for k in key if k is not None)
 
     def backward(g):
         gx = xp.zeros_like(x.data)
-        gx[key] = g
+        gx[plain] = xp.reshape(g, tuple(gx[plain].shape))
         return (gx,)
 
     return _node(x.data[key], (x,), backward, "getitem")
@@ -378,7 +404,7 @@ def concat(tensors, axis: int = 0) -> Tensor:
 
     def backward(g):
         lead = (slice(None),) * axis
-        return tuple(g[lead + (slice(lo, hi),)] for lo, hi in bounds)
+        return tuple(g[lead + (slice(lo, hi), ...)] for lo, hi in bounds)
 
     return _node(xp.concat([t.data for t in tensors], axis=axis), tuple(tensors), backward, "concat")
 

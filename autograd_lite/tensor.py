@@ -168,8 +168,13 @@ class Tensor:
             if g is None:
                 continue
             if node._op is None:  # a leaf: keep its gradient
-                node.grad = g if node.grad is None else node.grad + g
+                # g may be shared (add hands the same array to both parents), a read-only broadcast
+                # view, or the caller's seed: the leaf gets an array of its own
+                node.grad = xp.asarray(g, copy=True) if node.grad is None else node.grad + g
                 continue
+            if node._backward_fn is None:  # part of a graph an earlier backward() already freed
+                raise RuntimeError(f"backward() reached a '{node._op}' node whose graph was already freed by "
+                                   f"a previous backward(); recompute the forward pass")
             parent_grads = node._backward_fn(g)
             for parent, pg in zip(node._parents, parent_grads):
                 if pg is None or not isinstance(parent, Tensor) or not parent.requires_grad:
