@@ -9,7 +9,8 @@ Then
 * for small inputs, every element separately: ``(L(x + eps e_k) - L(x - eps e_k)) / 2 eps == g[k]``.
 
 Central differences are accurate to O(eps^2) but lose digits to rounding, so the inputs must be float64;
-float32 inputs are refused.
+float32 inputs are refused. A failure is reported once, after every comparison, with the largest error,
+where it was, the ops in the graph, the shapes, eps and the tolerances.
 """
 from __future__ import annotations
 
@@ -93,11 +94,14 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 
         return float(np.sum(backend.to_numpy(o.data) * u_host))
 
     failures = []  # (error, where, analytic, numeric) of every comparison outside the tolerance
+    wrong_inputs = set()  # inputs with an element whose gradient is off
 
-    def compare(what, analytic, numeric):
+    def compare(what, analytic, numeric, input_index=None):
         report.add(analytic, numeric)
         if not abs(analytic - numeric) <= atol + rtol * abs(numeric):
             failures.append((abs(analytic - numeric), what, analytic, numeric))
+            if input_index is not None:
+                wrong_inputs.add(input_index)
 
     # 1. one random direction through all inputs at once: <u, J v> against <J^T u, v>
     vs = {i: rng.standard_normal(shapes[i]) for i in checked}
@@ -117,15 +121,16 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 
             d = backend.asarray(e.reshape(shapes[i]), dtype="float64")
             numeric = (L({i: d}) - L({i: -d})) / (2 * eps)
             idx = np.unravel_index(k, shapes[i])
-            compare(f"at input {i}, element {tuple(int(j) for j in idx)}", float(grads[i][idx]), numeric)
+            compare(f"at input {i}, element {tuple(int(j) for j in idx)}", float(grads[i][idx]), numeric, i)
 
     if failures:
         err, what, analytic, numeric = max(failures, key=lambda f: f[0])
+        inputs_note = f"; wrong elements in input(s) {sorted(wrong_inputs)}" if wrong_inputs else ""
         raise GradcheckError(
             f"gradcheck({name}) failed in {len(failures)} of {report.comparisons} comparisons; the largest "
             f"error is {err:.3g} {what}: backward gives {analytic:.10g}, central differences "
-            f"{numeric:.10g}; ops {', '.join(ops) or '(none)'}; input shapes {shapes}, output shape "
-            f"{out.shape}; eps={eps}, atol={atol}, rtol={rtol}")
+            f"{numeric:.10g}{inputs_note}; ops {', '.join(ops) or '(none)'}; input shapes {shapes}, "
+            f"output shape {out.shape}; eps={eps}, atol={atol}, rtol={rtol}")
     return report
 
 

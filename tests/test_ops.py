@@ -117,8 +117,8 @@ BINARY = [
     Case("minimum", ag.minimum, np.minimum, ("offgrid", "grid")),
     Case("where", lambda a, b: ag.where(a > 0.0, a, b), lambda a, b: np.where(a > 0, a, b),
          ("nonzero", "real")),
-    Case("where_cond_from_b", lambda a, b: ag.where(b < 0.0, a * 2.0, b), lambda a, b: np.where(b < 0, a * 2, b),
-         ("real", "nonzero")),
+    Case("where_cond_from_b", lambda a, b: ag.where(b < 0.0, a * 2.0, b),
+         lambda a, b: np.where(b < 0, a * 2, b), ("real", "nonzero")),
 ]
 
 
@@ -152,8 +152,8 @@ def test_reductions(backend, case, data):
     x = data.draw(array_and_shape(case.domains[0]), label="x")
     ax = data.draw(axes(x.ndim), label="axis")
     keepdims = data.draw(st.booleans(), label="keepdims")
-    check(backend, lambda t: case.fn(t, ax, keepdims),
-          lambda h: case.ref(h, axis=ax, keepdims=keepdims), x, name=f"{case.name}(axis={ax}, keepdims={keepdims})")
+    check(backend, lambda t: case.fn(t, ax, keepdims), lambda h: case.ref(h, axis=ax, keepdims=keepdims), x,
+          name=f"{case.name}(axis={ax}, keepdims={keepdims})")
 
 
 SOFTMAXES = [
