@@ -21,8 +21,6 @@ BACKENDS = [
     pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
         not ag.gpu_available(), reason="cupy backend needs CuPy and a CUDA device")]),
 ]
-HAS_CONV = hasattr(ag, "conv2d") and hasattr(ag, "conv_transpose2d")
-needs_conv = pytest.mark.skipif(not HAS_CONV, reason="autograd_lite has no conv2d/conv_transpose2d yet")
 
 
 def host(a):
@@ -305,7 +303,6 @@ def test_conv_layouts_and_torch7_init(backend):
         ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)
 
 
-@needs_conv
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("k, stride, padding", [(3, 1, 0), (4, 2, 1), (2, 3, 2)])
 def test_conv2d_forward_matches_numpy(backend, k, stride, padding):
@@ -318,7 +315,6 @@ def test_conv2d_forward_matches_numpy(backend, k, stride, padding):
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-12)
 
 
-@needs_conv
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("k, stride, padding, output_padding", [(3, 1, 0, 0), (4, 2, 1, 0), (3, 2, 1, 1)])
 def test_conv_transpose2d_forward_matches_numpy(backend, k, stride, padding, output_padding):
@@ -344,7 +340,6 @@ def test_numpy_references_are_adjoint():
     np.testing.assert_allclose(np.sum(cx * y), np.sum(x * ty), rtol=1e-10)
 
 
-@needs_conv
 @pytest.mark.parametrize("backend", ["numpy", "strict"])
 def test_conv_layers_gradcheck(backend):
     ag.get_backend(backend).seed(10)
@@ -357,7 +352,6 @@ def test_conv_layers_gradcheck(backend):
     assert report.max_rel_error < 1e-5
 
 
-@needs_conv
 def test_conv_rejects_wrong_channels():
     with pytest.raises(ValueError, match=r"expects 3 input channels.*\(2, 4, 5, 5\)"):
         Conv2d(3, 2, 3)(ag.zeros(2, 4, 5, 5))
