@@ -1,0 +1,173 @@
+"""The docs run: every ```python block of README.md and docs/*.md, and every relative link resolves.
+
+For each page, all its ```python blocks run in order in one namespace (a page is one script told in
+pieces), from a temporary working directory, with matplotlib's non-interactive Agg backend. A block
+whose fence line is ```python slow runs only with --runslow: the page then has a second test id,
+``<page>::with-slow``, marked slow, that runs every block. Tracebacks point at the page's own line
+numbers. Pages added later are picked up automatically: the list is read when the tests are collected.
+
+A second test per page checks that every relative link and image reference points at a file that exists.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import unquote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Block(NamedTuple):
+    line: int  # line number of the first code line in the page
+    code: str
+    slow: bool
+
+
+def doc_pages() -> list:
+    """README.md and every Markdown page under docs/, as paths relative to the repository root."""
+    pages = [ROOT / "README.md"] if (ROOT / "README.md").exists() else []
+    pages += sorted((ROOT / "docs").rglob("*.md")) if (ROOT / "docs").is_dir() else []
+    return [p.relative_to(ROOT).as_posix() for p in pages]
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)\s*(.*)$")
+
+
+def parse_fences(text: str):
+    """Yield (info word, rest of the fence line, first code line number, code) for each fenced block.
+
+    As in CommonMark, a block closes at a line of the opening character, at least as many of them.
+    """
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        i += 1
+        if not m:
+            continue
+        marker, lang, rest = m.groups()
+        closing = re.compile(rf"^ {{0,3}}{re.escape(marker[0])}{{{len(marker)},}}\s*$")
+        start = i
+        while i < len(lines) and not closing.match(lines[i]):
+            i += 1
+        yield lang, rest.strip(), start + 1, "\n".join(lines[start:i])
+        i += 1  # past the closing fence
+
+
+def python_blocks(page: str) -> list:
+    blocks = []
+    for lang, rest, line, code in parse_fences((ROOT / page).read_text(encoding="utf-8")):
+        if lang == "python":
+            blocks.append(Block(line, code, slow=rest.split()[:1] == ["slow"]))
+    return blocks
+
+
+def _run_params():
+    params = []
+    for page in doc_pages():
+        blocks = python_blocks(page)
+        if not blocks:
+            continue
+        params.append(pytest.param(page, False, id=page))
+        if any(b.slow for b in blocks):
+            params.append(pytest.param(page, True, id=f"{page}::with-slow", marks=pytest.mark.slow))
+    return params
+
+
+@pytest.mark.parametrize("page, with_slow", _run_params())
+def test_python_blocks_run(page, with_slow, tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__main__", "__file__": str(ROOT / page)}
+    ran = 0
+    try:
+        for block in python_blocks(page):
+            if block.slow and not with_slow:
+                continue
+            # pad with blank lines so a traceback names the page and its real line number
+            source = "\n" * (block.line - 1) + block.code
+            exec(compile(source, str(ROOT / page), "exec"), namespace)  # noqa: S102 - the docs are ours
+            ran += 1
+    finally:
+        plt.close("all")
+    assert ran > 0, f"{page}: every python block is marked slow; run with --runslow"
+
+
+# -- links -----------------------------------------------------------------------------------------
+
+_INLINE_LINK = re.compile(r"(!?)\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'(][^)]*)?\)")
+_REFERENCE_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.MULTILINE)
+_HTML_REF = re.compile(r"<(img|a|source)\b[^>]*?\b(?:src|href)\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def _prose(text: str) -> str:
+    """The page without fenced code blocks and inline code spans (links there are examples, not links)."""
+    lines = text.splitlines()
+    for _, _, line, code in parse_fences(text):
+        n = code.count("\n") + 1 if code else 0
+        for k in range(line - 2, line - 1 + n + 1):  # fence lines and the code between them
+            if 0 <= k < len(lines):
+                lines[k] = ""
+    return re.sub(r"(`+).*?\1", "", "\n".join(lines), flags=re.DOTALL)
+
+
+def relative_links(page: str) -> list:
+    """(target, is_image) for every link of the page that points inside the repository."""
+    text = _prose((ROOT / page).read_text(encoding="utf-8"))
+    found = [(m.group(2), m.group(1) == "!") for m in _INLINE_LINK.finditer(text)]
+    found += [(m.group(1), False) for m in _REFERENCE_DEF.finditer(text)]
+    found += [(m.group(2), m.group(1).lower() in ("img", "source")) for m in _HTML_REF.finditer(text)]
+    return [(t, img) for t, img in found if not _SCHEME.match(t) and not t.startswith("#")]
+
+
+@pytest.mark.parametrize("page", doc_pages())
+def test_relative_links_resolve(page):
+    base = (ROOT / page).parent
+    broken = []
+    for target, is_image in relative_links(page):
+        path = unquote(target.split("#", 1)[0].split("?", 1)[0])
+        resolved = (ROOT / path.lstrip("/")) if path.startswith("/") else (base / path)
+        if not (resolved.is_file() if is_image else resolved.exists()):
+            broken.append(f"{'image' if is_image else 'link'} {target!r}")
+    assert not broken, f"{page}: these point at nothing (paths are relative to the page): {', '.join(broken)}"
+
+
+# -- the parser itself ---------------------------------------------------------------------------
+
+def test_parser_finds_blocks_slow_marks_and_links(tmp_path, monkeypatch):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Title\n"
+        "See [the code](code.py), ![a plot](figures/p.png) and [the web](https://example.org).\n"
+        "```python\n"
+        "x = 1\n"
+        "```\n"
+        "````text\n"
+        "```python\n"
+        "not python: inside a text fence\n"
+        "```\n"
+        "````\n"
+        "```python slow\n"
+        "y = x + 1\n"
+        "```\n"
+        "`[not a link](nowhere.md)`\n"
+        "[ref]: other.md\n",
+        encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    blocks = python_blocks("page.md")
+    assert blocks == [Block(4, "x = 1", False), Block(12, "y = x + 1", True)]
+    assert sorted(relative_links("page.md")) == [("code.py", False), ("figures/p.png", True), ("other.md", False)]
+
+
+def test_the_docs_are_collected():
+    assert "docs/autodiff.md" in doc_pages()
+    assert python_blocks("docs/autodiff.md"), "docs/autodiff.md has no python blocks to run"
