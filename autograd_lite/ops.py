@@ -254,9 +254,13 @@ def where(cond, a, b) -> Tensor:
 
 
 def astype(x: Tensor, dtype) -> Tensor:
+    """Cast to another dtype; the gradient is cast back. Integer or boolean results carry no gradient."""
     xp = x.backend.xp
     src = x.dtype
-    return _node(xp.astype(x.data, x.backend.dtype(dtype)), (x,), lambda g: (xp.astype(g, src),), "astype")
+    out = xp.astype(x.data, x.backend.dtype(dtype))
+    if not xp.isdtype(out.dtype, "real floating"):
+        return Tensor(out, x.backend)
+    return _node(out, (x,), lambda g: (xp.astype(g, src),), "astype")
 
 
 # -- reductions ------------------------------------------------------------------------------------
@@ -421,11 +425,15 @@ def split(x: Tensor, sections, axis: int = 0) -> list:
     axis = axis % x.ndim
     n = x.shape[axis]
     if isinstance(sections, int):
+        if sections < 1:
+            raise ValueError(f"split needs a number of pieces >= 1, got {sections}")
         if n % sections:
             raise ValueError(f"cannot split axis of length {n} into {sections} equal pieces")
         sizes = [n // sections] * sections
     else:
         sizes = list(sections)
+        if builtins.any(s < 0 for s in sizes):
+            raise ValueError(f"piece sizes {sizes} must not be negative")
         if builtins.sum(sizes) != n:
             raise ValueError(f"piece sizes {sizes} do not add up to the axis length {n}")
     pieces, start, lead = [], 0, (slice(None),) * axis
@@ -437,7 +445,11 @@ def split(x: Tensor, sections, axis: int = 0) -> list:
 
 def chunk(x: Tensor, chunks: int, axis: int = 0) -> list:
     """Split into ``chunks`` pieces of ceil(n / chunks) (the last may be smaller), as torch.chunk."""
+    if chunks < 1:
+        raise ValueError(f"chunk needs a number of chunks >= 1, got {chunks}")
     n = x.shape[axis % x.ndim]
+    if n == 0:
+        return [x]
     size = -(-n // chunks)
     sizes = [size] * (n // size) + ([n % size] if n % size else [])
     return split(x, sizes, axis)

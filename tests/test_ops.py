@@ -325,12 +325,18 @@ def test_split_and_chunk(backend, data):
           lambda h: _np_flat_concat(np.split(h, chunk_cuts, axis=ax)), x, name=f"chunk({chunks})")
 
 
-def test_split_rejects_sizes_that_do_not_add_up():
+def test_split_and_chunk_reject_bad_sizes_clearly():
     x = ag.tensor(np.zeros((5, 2)))
     with pytest.raises(ValueError, match="do not add up"):
         ag.split(x, [2, 2])
+    with pytest.raises(ValueError, match="must not be negative"):
+        ag.split(x, [6, -1])
     with pytest.raises(ValueError, match="equal pieces"):
         ag.split(x, 2)
+    with pytest.raises(ValueError, match=">= 1"):
+        ag.split(x, 0)
+    with pytest.raises(ValueError, match=">= 1"):
+        ag.chunk(x, 0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -378,6 +384,10 @@ def test_astype_forward_and_gradient_dtype(backend):
     assert g.dtype == np.float64  # the gradient is cast back to the input's dtype
     np.testing.assert_array_equal(g, u.astype(np.float64))
     assert x.astype("float32").numpy().dtype == np.float32  # the method form
+    # an integer result is discrete: no gradient flows through it
+    i = ag.astype(x, "int64")
+    assert not i.requires_grad and i.is_leaf
+    np.testing.assert_array_equal(i.numpy(), x.numpy().astype(np.int64))
 
 
 # -- comparisons give boolean tensors and no gradient ----------------------------------------------
