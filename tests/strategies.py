@@ -60,8 +60,6 @@ def _elements(domain: str):
     raise ValueError(f"unknown domain {domain!r}; use one of real, positive, above_m1, nonzero, grid, offgrid")
 
 
-DOMAINS = ("real", "positive", "above_m1", "nonzero", "grid", "offgrid")
-
 
 # -- shapes ----------------------------------------------------------------------------------------
 
