@@ -10,7 +10,8 @@ products). ``loss.backward()`` then
    one place, so no op has to think about it),
 4. accumulates where a tensor was used more than once (fan-out), popping each node's gradient from a
    dictionary as soon as it has been consumed, so intermediate gradients are freed as it goes,
-5. stores ``.grad`` on leaves only (tensors created with ``requires_grad=True``) and frees the graph.
+5. stores ``.grad`` on leaves only (tensors created with ``requires_grad=True``), each an array the
+   leaf owns (never shared with another leaf or the caller), and frees the graph.
 
 Gradients (``.grad``) are plain arrays of the tensor's backend, like the data.
 """
