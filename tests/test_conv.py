@@ -187,12 +187,13 @@ def test_float32_stays_float32_on_the_device(backend):
 
 # -- shapes ----------------------------------------------------------------------------------------
 
-# (op, input shape, weight shape, stride, padding, output_padding, output shape); the first three
-# are the examples in PyTorch's Conv2d / ConvTranspose2d documentation (the last one asks PyTorch for
-# output_size=(12, 12), which it turns into output_padding=1); then the MNIST network at batch 2.
+# (op, input shape, weight shape, stride, padding, output_padding, output shape); the first four
+# are the examples in PyTorch's Conv2d / ConvTranspose2d documentation (with batch 1 for 20; the
+# fourth asks PyTorch for output_size=(12, 12), which it turns into output_padding=1); then the MNIST
+# network at batch 2.
 SHAPES = [
-    ("conv2d", (20, 16, 50, 100), (33, 16, 3, 3), 2, 0, None, (20, 33, 24, 49)),
-    ("conv_transpose2d", (20, 16, 50, 100), (16, 33, 3, 3), 2, 0, 0, (20, 33, 101, 201)),
+    ("conv2d", (1, 16, 50, 100), (33, 16, 3, 3), 2, 0, None, (1, 33, 24, 49)),
+    ("conv_transpose2d", (1, 16, 50, 100), (16, 33, 3, 3), 2, 0, 0, (1, 33, 101, 201)),
     ("conv2d", (1, 16, 12, 12), (16, 16, 3, 3), 2, 1, None, (1, 16, 6, 6)),
     ("conv_transpose2d", (1, 16, 6, 6), (16, 16, 3, 3), 2, 1, 1, (1, 16, 12, 12)),
     ("conv2d", (2, 1, 28, 28), (16, 1, 6, 6), 1, 0, None, (2, 16, 23, 23)),
@@ -210,13 +211,12 @@ SHAPES = [
 @pytest.mark.parametrize("op, xs, ws, stride, padding, output_padding, expected", SHAPES)
 def test_output_shapes_follow_pytorch(backend, op, xs, ws, stride, padding, output_padding, expected):
     x, w = ag.zeros(*xs, backend=backend), ag.zeros(*ws, backend=backend)
+    h, wd = xs[2:]
     if op == "conv2d":
         out = conv2d(x, w, stride=stride, padding=padding)
-        n, _, h, wd = xs
         formula = ((h + 2 * padding - ws[2]) // stride + 1, (wd + 2 * padding - ws[3]) // stride + 1)
     else:
         out = conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding)
-        n, _, h, wd = xs
         formula = ((h - 1) * stride - 2 * padding + ws[2] + output_padding,
                    (wd - 1) * stride - 2 * padding + ws[3] + output_padding)
     assert out.shape == expected
