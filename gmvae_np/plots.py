@@ -129,6 +129,9 @@ def read_snapshot(path) -> dict | None:
         if key not in snap:
             raise RunDirError(f"{path} has no '{key}' array; it holds {sorted(snap)}")
     n = snap["y"].shape[0] if snap["y"].ndim else 0
+    if n == 0:
+        raise RunDirError(f"{path}: 'y' has no rows (shape {snap['y'].shape}); the snapshot needs at least "
+                          "one evaluation example")
     proba = snap["proba"]
     if proba.ndim != 2 or proba.shape[0] != n or proba.shape[1] < 1:
         raise RunDirError(f"{path}: 'proba' has shape {proba.shape}, expected (n, K) with n = {n} "
@@ -396,14 +399,21 @@ def draw_learning_curves(run: Run, path) -> pathlib.Path | None:
         ax_c.legend(fontsize=9, loc="lower right")
 
     term_axes = bottom.subplots(1, len(terms), squeeze=False)[0] if terms else []
+    any_eval_term = False
     for ax, key in zip(term_axes, terms):
         x, y = _series(metrics, "train", key)
         _plot_series(ax, x, y, color="C2")
-        _maybe_log(ax, y)
+        xe, ye = _series(metrics, "eval", key)
+        if len(xe):
+            any_eval_term = True
+            ax.plot(xe, ye, ls="", marker="s", ms=3, color="C3")
+        _maybe_log(ax, y, ye)
         ax.set_title(key.replace("_", " "), fontsize=10)
         ax.tick_params(labelsize=8)
     if terms:
-        bottom.suptitle("training ELBO terms, per epoch", fontsize=10, color="0.25")
+        bottom.suptitle("ELBO terms per epoch" + (" (green line: train, red squares: eval)"
+                                                  if any_eval_term else ", training set"),
+                        fontsize=10, color="0.25")
     for ax in list(top_axes) + list(term_axes):
         ax.set_xlabel("epoch", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -461,27 +471,31 @@ def draw_latent(run: Run, path) -> pathlib.Path | None:
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, pts, which) in zip(axes, panels):
         _scatter_by_cluster(ax, pts[keep], pred[keep], colors)
-        extra = []
+        lim = _limits(pts[keep])
         if which == "x" and "prior_mean" in snap:
             mean = snap["prior_mean"].reshape(k, -1)
             dx = mean.shape[1]
             mean2 = mean[:, :2] if dx >= 2 else np.concatenate([mean, np.zeros_like(mean)], axis=1)
-            if dx == 2 and "prior_logvar" in snap:
+            lim = _limits(pts[keep], mean2)     # the view the original drew: points and means
+            if dx == 2 and "prior_logvar" in snap and lim is not None:
+                # An ellipse far larger than the view is invisible but slow to rasterise, so each
+                # half-axis is capped at 100 view widths (the visible arc moves by < 0.01 %).
+                cap = 100.0 * max(lim[1] - lim[0], lim[3] - lim[2])
                 logvar = np.clip(snap["prior_logvar"].reshape(k, -1), -60.0, 60.0)
-                sd = np.exp(0.5 * logvar)
+                half_axes = np.minimum(ELLIPSE_NSTD * np.exp(0.5 * logvar), cap)
                 for i in range(k):
-                    ax.add_patch(Ellipse(xy=mean2[i], width=2 * ELLIPSE_NSTD * sd[i, 0],
-                                         height=2 * ELLIPSE_NSTD * sd[i, 1], fill=False, lw=1.8,
-                                         edgecolor=colors[i], zorder=3))
+                    if np.all(np.isfinite(mean2[i])) and np.all(np.isfinite(half_axes[i])):
+                        ax.add_patch(Ellipse(xy=mean2[i], width=2 * half_axes[i, 0],
+                                             height=2 * half_axes[i, 1], fill=False, lw=1.8,
+                                             edgecolor=colors[i], zorder=3))
             ax.scatter(mean2[:, 0], mean2[:, 1], marker="*", s=160, c=colors, edgecolors="black",
                        linewidths=0.8, zorder=4)
             if k <= 20:
-                for i in range(k):
+                for i in np.flatnonzero(np.all(np.isfinite(mean2), axis=1)):
                     ax.annotate(str(i), mean2[i], xytext=(5, 5), textcoords="offset points",
                                 fontsize=9, weight="bold", zorder=5,
                                 path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
-            extra.append(mean2)
-        _apply_limits(ax, _limits(pts[keep], *extra))
+        _apply_limits(ax, lim)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.25)
         ax.tick_params(labelsize=8)

@@ -44,7 +44,8 @@ def write_metrics(run_dir, epochs=12, labelled=True, eval_every=1, truncated=Fal
                  "consistency_violation": 0.05 + 0.4 * decay}
         record = {"epoch": e, "step": 25 * e, "train": train}
         if e % eval_every == 0:
-            ev = {"neg_elbo": 3.1 + 19.0 * decay}
+            ev = {"neg_elbo": 3.1 + 19.0 * decay, "reconstruction": 2.2 + 15.0 * decay,
+                  "conditional_prior": 0.6 + 3.0 * decay}
             if labelled:
                 ev.update(acc_paper=0.9 - 0.6 * decay, acc_hungarian=0.85 - 0.6 * decay,
                           nmi=0.8 - 0.5 * decay, ari=0.7 - 0.5 * decay, purity=0.9 - 0.5 * decay,
@@ -348,3 +349,17 @@ def test_cli_follow_stops_after_a_finished_run_settles(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "finished" in result.stdout
     check_png(run / "figures" / "learning_curves.png")
+
+
+@pytest.mark.parametrize("kind", ["spiral", "features", "mnist"])
+def test_degenerate_snapshots_still_draw(tmp_path, kind):
+    # one cluster, three examples, a non-finite latent mean and a huge prior variance
+    run = make_run(tmp_path, kind, k=1, n=5)
+    with np.load(run / "snapshot.npz") as npz:
+        arrays = {key: value[:3] if key in ("y", "labels", "proba", "x_mean", "w_mean", "recon")
+                  else value for key, value in dict(npz).items()}
+    arrays["x_mean"][0, 0] = np.nan
+    arrays["prior_logvar"][:] = 500.0
+    np.savez(run / "snapshot.npz", **arrays)
+    for path in plots.draw_run(run):
+        check_png(path, min_hw=(100, 100))
