@@ -1,0 +1,398 @@
+"""The Gaussian-mixture VAE: its networks, its loss and what it can infer.
+
+Three networks, as in the original Torch7 code (DESIGN.md section 4; docs/gmvae.md derives the maths):
+
+* recognition  y -> q(x|y), q(w|y) (diagonal Gaussians) and, for variant ``cv``, q(z|y) (K logits),
+  heads on a shared body: FC = two Linear+BatchNorm+ReLU layers of width ``hidden``; conv (1x28x28) =
+  1->16 6x6, 16->32 6x6, 32->64 4x4 stride 2 pad 1, 64->hidden 9x9, each with BatchNorm+ReLU.
+* prior        w -> mu_k(w), log sigma2_k(w) for k = 1..K: Linear(Dw, hidden) + tanh, then one mean head
+  and one log-variance head. The original has K separate Linear(hidden, Dx) heads each; here each is a
+  single Linear(hidden, K*Dx) reshaped to (K, Dx), which is the same function with the same
+  initialisation (Torch7's uniform depends only on fan-in) in one matrix product.
+* decoder      x -> p(y|x): FC = two Linear+ReLU layers then an output layer; conv = Linear(Dx, hidden)
+  + BatchNorm + ReLU, then transposed convs hidden->64 9x9, 64->32 4x4 s2 p1, 32->16 6x6, 16->C 6x6
+  with BatchNorm+ReLU between. Bernoulli output: logits; Gaussian output: a mean and a log-variance.
+
+Every log-variance a network produces passes through ``soft_clamp(raw, LOGVAR_LIMIT)`` =
+15 tanh(raw / 15): near the identity for ordinary values, never beyond +-15, so exp(+-logvar) stays within
+[3e-7, 3.3e6] and the variance ratios exp(logvar_q - logvar_p) of the KLs within 1.1e13: nothing
+overflows or vanishes in float32 (see docs/gmvae.md, "Keeping log-variances in range").
+
+    >>> import autograd_lite as ag
+    >>> from gmvae_np.model import GMVAE, GMVAEConfig
+    >>> model = GMVAE(GMVAEConfig(input_shape=(2,), likelihood="gaussian", K=3, Dx=2, Dw=2, hidden=8))
+    >>> out = model.loss(ag.randn(5, 2))
+    >>> out.objective.backward()          # gradients in every p.grad of model.parameters()
+    >>> sorted(out.terms)
+    ['conditional_prior', 'consistency_violation', 'reconstruction', 'w_prior', 'z_prior']
+
+Shapes: y (B, *input_shape); with M = config.mc Monte Carlo samples, x (M, B, Dx), w (M, B, Dw), prior
+parameters (M, B, K, Dx). The ELBO terms themselves are in elbo.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import autograd_lite as ag
+from autograd_lite import Tensor
+from autograd_lite import functional as F
+from autograd_lite.backend import get_backend
+
+from . import elbo
+from .layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, Linear, Module, ReLU, Reshape, Sequential,
+                     Tanh)
+
+__all__ = ["GMVAEConfig", "GMVAE", "LossResult", "LOGVAR_LIMIT", "CONV_INPUT_SHAPES"]
+
+LOGVAR_LIMIT = 15.0
+"""Every log-variance is kept in (-LOGVAR_LIMIT, LOGVAR_LIMIT) by a smooth tanh bound."""
+
+CONV_INPUT_SHAPES = ((1, 28, 28),)
+"""Input shapes the convolutional architecture is built for (its kernel sizes fit 28x28 exactly)."""
+
+ARCHS = ("fc", "conv")
+DTYPES = ("float32", "float64")
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass
+class GMVAEConfig:
+    """Everything that determines a GMVAE's architecture and objective (JSON-able via ``to_dict``).
+
+    input_shape  shape of one observation y: (D,) for vectors; (1, 28, 28) for the conv architecture
+    arch         "fc" (fully connected) or "conv" (convolutional, 1x28x28 inputs only)
+    likelihood   "bernoulli" (y in [0, 1], decoder gives logits) or "gaussian" (decoder mean, log-variance)
+    K            number of mixture components (clusters), >= 2
+    Dx, Dw       sizes of the latents x and w
+    hidden       width of the hidden layers (the conv body's last channel count)
+    variant      "cv" (q(z|y) head + consistency violation) or "mi" (p(z|x,w) + minimum information)
+    alpha        weight of the consistency-violation term (cv)
+    eta          weight of the z-prior term (cv)
+    lam          minimum-information threshold lambda on the z-prior KL (mi)
+    mc           number M of Monte Carlo samples of (x, w) per data point
+    dtype        "float32" or "float64" for the parameters and the computation
+    """
+
+    input_shape: tuple
+    arch: str = "fc"
+    likelihood: str = "bernoulli"
+    K: int = 10
+    Dx: int = 200
+    Dw: int = 150
+    hidden: int = 1000
+    variant: str = "cv"
+    alpha: float = 1.0
+    eta: float = 1.0
+    lam: float = 0.0
+    mc: int = 1
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        shape = self.input_shape
+        if _is_int(shape):
+            shape = (shape,)
+        if (not isinstance(shape, (tuple, list)) or not shape
+                or not all(_is_int(s) and s > 0 for s in shape)):
+            raise ValueError(f"GMVAEConfig.input_shape must be a non-empty tuple of positive ints, e.g. (784,) "
+                             f"or (1, 28, 28); got {self.input_shape!r}")
+        self.input_shape = tuple(shape)
+        for name, allowed in (("arch", ARCHS), ("likelihood", elbo.LIKELIHOODS), ("variant", elbo.VARIANTS),
+                              ("dtype", DTYPES)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"GMVAEConfig.{name} must be one of {', '.join(map(repr, allowed))}; "
+                                 f"got {value!r}")
+        if not _is_int(self.K) or self.K < 2:
+            raise ValueError(f"GMVAEConfig.K must be an int >= 2 (the number of clusters); got {self.K!r}")
+        for name in ("Dx", "Dw", "hidden", "mc"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"GMVAEConfig.{name} must be a positive int; got {value!r}")
+        for name in ("alpha", "eta", "lam"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                raise ValueError(f"GMVAEConfig.{name} must be a finite number >= 0; got {value!r}")
+            setattr(self, name, float(value))
+        if self.arch == "conv" and self.input_shape not in CONV_INPUT_SHAPES:
+            raise ValueError(f"GMVAEConfig.arch='conv' needs input_shape (1, 28, 28) (its kernels fit 28x28 "
+                             f"images); got {self.input_shape}: use arch='fc' for other shapes")
+
+    @property
+    def input_size(self) -> int:
+        """D, the number of values in one observation."""
+        return math.prod(self.input_shape)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GMVAEConfig":
+        """Rebuild from ``to_dict()`` output (e.g. read back from JSON); unknown keys are refused."""
+        if not isinstance(d, dict):
+            raise TypeError(f"GMVAEConfig.from_dict expects a dict, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"GMVAEConfig.from_dict: unknown setting(s) {', '.join(unknown)}; "
+                             f"known settings are {', '.join(sorted(known))}")
+        if "input_shape" not in d:
+            raise ValueError("GMVAEConfig.from_dict: 'input_shape' is required")
+        return cls(**d)
+
+
+@dataclass
+class LossResult:
+    """What ``GMVAE.loss`` returns.
+
+    objective  scalar Tensor with the graph: the batch mean of the training objective (eta, alpha, lam)
+    terms      per-data-point ELBO terms, each a detached Tensor of shape (B,) (see elbo.TERMS)
+    neg_elbo   detached (B,) Tensor: the negative ELBO without eta, alpha or lam
+    """
+
+    objective: Tensor
+    terms: dict = field(default_factory=dict)
+    neg_elbo: Tensor | None = None
+
+
+# -- the model -------------------------------------------------------------------------------------
+
+class GMVAE(Module):
+    """A Gaussian-mixture VAE built from a :class:`GMVAEConfig`; ``seed`` seeds ``backend.rng`` for init."""
+
+    def __init__(self, config: GMVAEConfig, backend="numpy", seed: int = 0):
+        super().__init__()
+        if isinstance(config, dict):
+            config = GMVAEConfig.from_dict(config)
+        if not isinstance(config, GMVAEConfig):
+            raise TypeError(f"GMVAE needs a GMVAEConfig (or its to_dict()), got {type(config).__name__}")
+        self.config = c = config
+        b = get_backend(backend)
+        b.seed(seed)
+        self._backend = b
+        kw = {"backend": b, "dtype": c.dtype}
+        H, D = c.hidden, c.input_size
+
+        # recognition q(x|y), q(w|y) [, q(z|y)]
+        if c.arch == "fc":
+            self.encoder = Sequential(Flatten(), Linear(D, H, **kw), BatchNorm(H, **kw), ReLU(),
+                                      Linear(H, H, **kw), BatchNorm(H, **kw), ReLU())
+        else:
+            channels = c.input_shape[0]
+            self.encoder = Sequential(
+                Conv2d(channels, 16, 6, **kw), BatchNorm(16, **kw), ReLU(),          # 28 -> 23
+                Conv2d(16, 32, 6, **kw), BatchNorm(32, **kw), ReLU(),                # 23 -> 18
+                Conv2d(32, 64, 4, stride=2, padding=1, **kw), BatchNorm(64, **kw), ReLU(),   # 18 -> 9
+                Conv2d(64, H, 9, **kw), BatchNorm(H, **kw), ReLU(),                  # 9 -> 1
+                Flatten())
+        self.x_mean = Linear(H, c.Dx, **kw)
+        self.x_logvar = Linear(H, c.Dx, **kw)
+        self.w_mean = Linear(H, c.Dw, **kw)
+        self.w_logvar = Linear(H, c.Dw, **kw)
+        self.z_logits = Linear(H, c.K, **kw) if c.variant == "cv" else None
+
+        # prior p(x | w, z=k) = N(mu_k(w), sigma2_k(w))
+        self.prior_body = Sequential(Linear(c.Dw, H, **kw), Tanh())
+        self.prior_mean = Linear(H, c.K * c.Dx, **kw)
+        self.prior_logvar = Linear(H, c.K * c.Dx, **kw)
+
+        # decoder p(y|x): logits (Bernoulli), or mean and log-variance (Gaussian) side by side
+        per_value = 2 if c.likelihood == "gaussian" else 1
+        if c.arch == "fc":
+            self.decoder = Sequential(Linear(c.Dx, H, **kw), ReLU(), Linear(H, H, **kw), ReLU(),
+                                      Linear(H, per_value * D, **kw))
+        else:
+            channels = c.input_shape[0]
+            self.decoder = Sequential(
+                Linear(c.Dx, H, **kw), BatchNorm(H, **kw), ReLU(), Reshape(H, 1, 1),
+                ConvTranspose2d(H, 64, 9, **kw), BatchNorm(64, **kw), ReLU(),                   # 1 -> 9
+                ConvTranspose2d(64, 32, 4, stride=2, padding=1, **kw), BatchNorm(32, **kw), ReLU(),  # -> 18
+                ConvTranspose2d(32, 16, 6, **kw), BatchNorm(16, **kw), ReLU(),                  # 18 -> 23
+                ConvTranspose2d(16, per_value * channels, 6, **kw),                             # 23 -> 28
+                Flatten())   # (N, per_value * D): the Gaussian's mean channels first, then log-variances
+
+    # -- the three networks (with graph) -------------------------------------------------------------
+    def _encode(self, y: Tensor) -> dict:
+        h = self.encoder(y)
+        q = {"x_mean": self.x_mean(h), "x_logvar": F.soft_clamp(self.x_logvar(h), LOGVAR_LIMIT),
+             "w_mean": self.w_mean(h), "w_logvar": F.soft_clamp(self.w_logvar(h), LOGVAR_LIMIT)}
+        if self.z_logits is not None:
+            q["z_logits"] = self.z_logits(h)
+        return q
+
+    def _prior(self, w: Tensor):
+        """w (N, Dw) -> mu_k(w), log sigma2_k(w), each (N, K, Dx)."""
+        c = self.config
+        h = self.prior_body(w)
+        shape = (w.shape[0], c.K, c.Dx)
+        mean = ag.reshape(self.prior_mean(h), shape)
+        logvar = ag.reshape(F.soft_clamp(self.prior_logvar(h), LOGVAR_LIMIT), shape)
+        return mean, logvar
+
+    def _decode(self, x: Tensor) -> dict:
+        """x (N, Dx) -> the parameters of p(y|x), each (N, D) (flattened observations)."""
+        out = self.decoder(x)
+        if self.config.likelihood == "bernoulli":
+            return {"logits": out}
+        mean, raw_logvar = ag.split(out, 2, axis=-1)
+        return {"mean": mean, "logvar": F.soft_clamp(raw_logvar, LOGVAR_LIMIT)}
+
+    # -- inputs ----------------------------------------------------------------------------------------
+    def _as_input(self, y) -> Tensor:
+        """y as a Tensor of the model's backend and dtype, with shape (B, *input_shape) checked."""
+        c, b = self.config, self._backend
+        if isinstance(y, Tensor):
+            if y.backend is not b:
+                raise ValueError(f"y is on backend '{y.backend.name}' but the model is on '{b.name}'; "
+                                 f"move it with y.to('{b.name}')")
+            if y.dtype != b.dtype(c.dtype):
+                y = ag.astype(y, c.dtype)
+        else:
+            y = ag.tensor(y, dtype=c.dtype, backend=b)
+        if y.ndim < 1 or tuple(y.shape[1:]) != c.input_shape or y.shape[0] < 1:
+            raise ValueError(f"y has shape {y.shape}; this model expects (batch, *{c.input_shape}) with "
+                             f"batch >= 1")
+        return y
+
+    def _noise(self, noise, M: int, B: int) -> dict:
+        """The reparameterisation noise: injected arrays (checked) or fresh draws from backend.rng."""
+        c, b = self.config, self._backend
+        shapes = {"x": (M, B, c.Dx), "w": (M, B, c.Dw)}
+        if noise is None:
+            return {k: Tensor(b.rng.normal(s, dtype=c.dtype), b) for k, s in shapes.items()}
+        if not isinstance(noise, dict) or set(noise) != set(shapes):
+            raise ValueError(f"noise must be a dict with keys 'x' and 'w' (standard normal arrays of shapes "
+                             f"{shapes['x']} and {shapes['w']}); got {noise!r:.80}")
+        out = {}
+        for k, s in shapes.items():
+            a = noise[k]
+            t = ag.tensor(a.data if isinstance(a, Tensor) else a, dtype=c.dtype, backend=b)
+            if t.shape != s:
+                raise ValueError(f"noise['{k}'] has shape {t.shape}; expected (mc, batch, D{k}) = {s}")
+            out[k] = t
+        return out
+
+    # -- the loss --------------------------------------------------------------------------------------
+    def loss(self, y, noise: dict | None = None) -> LossResult:
+        """The training objective and the ELBO terms for a batch y of shape (B, *input_shape).
+
+        ``noise`` = {"x": (M, B, Dx), "w": (M, B, Dw)} standard normal arrays makes the loss a
+        deterministic function of y and the parameters (for gradient checks); by default they are drawn
+        from the model's backend.rng. BatchNorm follows the model's train/eval mode.
+        """
+        c = self.config
+        y = self._as_input(y)
+        B, M = y.shape[0], c.mc
+        q = self._encode(y)
+        eps = self._noise(noise, M, B)
+        x = F.gaussian_sample(q["x_mean"], q["x_logvar"], eps["x"])   # (M, B, Dx)
+        w = F.gaussian_sample(q["w_mean"], q["w_logvar"], eps["w"])   # (M, B, Dw)
+
+        prior_mean, prior_logvar = self._prior(ag.reshape(w, (M * B, c.Dw)))
+        prior_mean = ag.reshape(prior_mean, (M, B, c.K, c.Dx))
+        prior_logvar = ag.reshape(prior_logvar, (M, B, c.K, c.Dx))
+        decoded = {k: ag.reshape(v, (M, B, c.input_size))
+                   for k, v in self._decode(ag.reshape(x, (M * B, c.Dx))).items()}
+
+        log_p_z = elbo.z_posterior(x, prior_mean, prior_logvar)       # log p(z|x,w), (M, B, K)
+        if c.variant == "cv":
+            log_cluster = ag.log_softmax(q["z_logits"], axis=-1)      # log q(z|y), (B, K)
+        else:
+            log_cluster = log_p_z
+        terms = {
+            "reconstruction": elbo.reconstruction(ag.reshape(y, (B, c.input_size)), decoded, c.likelihood),
+            "conditional_prior": elbo.conditional_prior(ag.exp(log_cluster), q["x_mean"], q["x_logvar"],
+                                                        prior_mean, prior_logvar),
+            "w_prior": elbo.w_prior(q["w_mean"], q["w_logvar"]),
+            "z_prior": elbo.z_prior(log_cluster),
+            "consistency_violation": elbo.consistency_violation(log_p_z),
+        }
+        objective = elbo.objective(terms, c.variant, alpha=c.alpha, eta=c.eta, lam=c.lam)
+        return LossResult(objective=objective, terms={k: v.detach() for k, v in terms.items()},
+                          neg_elbo=elbo.negative_elbo(terms).detach())
+
+    # -- inference (no graph; the train/eval mode is the caller's) ------------------------------------
+    def encode(self, y) -> dict:
+        """The parameters of q(x|y) and q(w|y): {"x_mean", "x_logvar", "w_mean", "w_logvar"}, each (B, D.)."""
+        with ag.no_grad():
+            q = self._encode(self._as_input(y))
+        return {k: q[k] for k in ("x_mean", "x_logvar", "w_mean", "w_logvar")}
+
+    def predict_proba(self, y) -> Tensor:
+        """Cluster probabilities (B, K): q(z|y) for cv; p(z | x = E[x], w = E[w]) for mi."""
+        with ag.no_grad():
+            q = self._encode(self._as_input(y))
+            if self.config.variant == "cv":
+                return ag.softmax(q["z_logits"], axis=-1)
+            mean, logvar = self._prior(q["w_mean"])
+            return ag.exp(elbo.z_posterior(q["x_mean"], mean, logvar))
+
+    def predict(self, y) -> Tensor:
+        """The most probable cluster of each observation, an int64 Tensor (B,)."""
+        p = self.predict_proba(y)
+        return Tensor(p.backend.xp.argmax(p.data, axis=-1), p.backend)
+
+    def prior(self, w) -> tuple:
+        """mu_k(w), log sigma2_k(w) for w of shape (B, Dw): two Tensors of shape (B, K, Dx)."""
+        c = self.config
+        w = w if isinstance(w, Tensor) else ag.tensor(w, dtype=c.dtype, backend=self._backend)
+        if w.ndim != 2 or w.shape[1] != c.Dw:
+            raise ValueError(f"w has shape {w.shape}; expected (batch, Dw) = (batch, {c.Dw})")
+        with ag.no_grad():
+            return self._prior(w)
+
+    def decode_mean(self, x) -> Tensor:
+        """E[y|x] with y's shape (B, *input_shape): sigmoid(logits) (Bernoulli) or the mean (Gaussian)."""
+        c = self.config
+        x = x if isinstance(x, Tensor) else ag.tensor(x, dtype=c.dtype, backend=self._backend)
+        if x.ndim != 2 or x.shape[1] != c.Dx:
+            raise ValueError(f"x has shape {x.shape}; expected (batch, Dx) = (batch, {c.Dx})")
+        with ag.no_grad():
+            out = self._decode(x)
+            mean = ag.sigmoid(out["logits"]) if c.likelihood == "bernoulli" else out["mean"]
+            return ag.reshape(mean, (x.shape[0],) + c.input_shape)
+
+    def reconstruct(self, y) -> Tensor:
+        """E[y | x = E_q[x|y]]: the decoder mean at the mean of q(x|y), with y's shape."""
+        return self.decode_mean(self.encode(y)["x_mean"])
+
+    def sample(self, n: int, k: int | None = None) -> Tensor:
+        """n draws from the generative model, returned as decoder means E[y|x] of shape (n, *input_shape).
+
+        Without k: w ~ N(0, I), z ~ Uniform{0..K-1}, x ~ N(mu_z(w), sigma2_z(w)). With k: z = k and w = 0,
+        as the original code's per-cluster sample grid, so only x varies. Draws come from backend.rng.
+        Decoder means (probabilities for Bernoulli) rather than sampled y are what one looks at.
+        """
+        c, b = self.config, self._backend
+        if not _is_int(n) or n < 1:
+            raise ValueError(f"sample: n must be a positive int, got {n!r}")
+        xp = b.xp
+        if k is None:
+            w = Tensor(b.rng.normal((n, c.Dw), dtype=c.dtype), b)
+            u = b.rng.uniform((n,), dtype="float64")
+            z = xp.minimum(xp.astype(xp.floor(u * float(c.K)), xp.int64), c.K - 1)
+        else:
+            if not _is_int(k) or not 0 <= k < c.K:
+                raise ValueError(f"sample: k must be a cluster index in 0..{c.K - 1}, got {k!r}")
+            w = ag.zeros(n, c.Dw, dtype=c.dtype, backend=b)
+            z = xp.full((n,), k, dtype=xp.int64, device=b.device)
+        with ag.no_grad():
+            mean, logvar = self._prior(w)                                     # (n, K, Dx)
+            pick = ag.reshape(ag.one_hot(Tensor(z, b), c.K, dtype=c.dtype), (n, c.K, 1))
+            mu, lv = ag.sum(pick * mean, axis=1), ag.sum(pick * logvar, axis=1)
+            x = F.gaussian_sample(mu, lv, Tensor(b.rng.normal((n, c.Dx), dtype=c.dtype), b))
+        return self.decode_mean(x)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"arch={c.arch!r}, likelihood={c.likelihood!r}, variant={c.variant!r}, K={c.K}, Dx={c.Dx}, "
+                f"Dw={c.Dw}, hidden={c.hidden}, input_shape={c.input_shape}")
