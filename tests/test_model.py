@@ -346,6 +346,16 @@ def test_inference_methods(backend, variant):
     assert model.training is True
 
 
+def test_inference_refuses_wrong_shapes_clearly():
+    model = GMVAE(tiny_config())
+    with pytest.raises(ValueError, match=r"w has shape \(3, 5\); expected \(batch, Dw\) = \(batch, 2\)"):
+        model.prior(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"x has shape \(2,\); expected \(batch, Dx\) = \(batch, 2\)"):
+        model.decode_mean(np.zeros(2))
+    with pytest.raises(ValueError, match=r"y has shape \(4,\); this model expects"):
+        model.predict_proba(np.zeros(4))
+
+
 def test_sample_from_one_cluster_uses_w_zero():
     config = tiny_config(likelihood="gaussian")
     model = GMVAE(config)
