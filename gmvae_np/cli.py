@@ -1,0 +1,309 @@
+"""The command line of the experiments: ``./run.sh spiral --epochs 50`` or ``python experiments/spiral.py``.
+
+Every experiment script is two lines, ``from gmvae_np.cli import main; main("spiral")``. ``main`` builds
+an argparse parser from the experiment's preset (gmvae_np.presets): every setting is an option whose
+default is the preset's value, so ``--help`` lists them all. Beyond the settings:
+
+    --out RUN_DIR        where the run is written (default runs/<experiment>-<variant>-seed<seed>);
+                         a folder that already holds a checkpoint is refused (use --resume or a new --out)
+    --resume RUN_DIR     continue an interrupted run from RUN_DIR/checkpoints/last.npz with the run's
+                         own settings; only --epochs, --backend, --data-dir, --log-every, --eval-every,
+                         --plot-every and --no-plots may change
+    --seeds 1-10         one run per seed into RUN_DIR/seed<k>, then RUN_DIR/summary.json and a table of
+                         the mean, standard deviation and best of every final metric (as the paper's
+                         tables); ``--resume RUN_DIR`` continues such a series where it stopped
+    -gpu N, --gpu        the original code's habit: -gpu 1 (or --gpu) means --backend cupy, -gpu 0 numpy
+
+Exit codes: 0 done; 2 a user error (bad option or value, missing data, unusable run directory, corrupt
+checkpoint, unavailable backend), printed as one line ``error: ...`` without a traceback; 1 training
+stopped because a loss term became NaN or infinite; 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after
+saving a checkpoint, with a line saying how to resume. Genuine bugs still raise with a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+from autograd_lite.backend import BackendError
+
+from .data import DataError
+from .presets import EXPERIMENTS, PRESETS, Settings, SettingsError, preset
+from .train import RunDirError, Trainer, TrainingDiverged, TrainingInterrupted, read_settings
+
+__all__ = ["main", "run", "build_parser", "parse_seeds", "summarize"]
+
+RESUME_MAY_CHANGE = ("epochs", "backend", "data_dir", "log_every", "eval_every", "plot_every", "plots")
+SPIRAL_ONLY = ("n_per_arm",)
+CUSTOM_ONLY = ("data", "labels", "standardize")
+HIGHER_IS_BETTER = ("acc_paper", "acc_hungarian", "nmi", "ari", "purity", "clusters_used", "classes_owned")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line ``error: ...`` and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
+def _user_errors() -> tuple:
+    """The project's error types that mean 'the user asked for something that cannot be done'."""
+    from .checkpoint import CheckpointError
+
+    return (SettingsError, DataError, BackendError, RunDirError, CheckpointError)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser(experiment: str) -> argparse.ArgumentParser:
+    """The parser of one experiment; setting options default to argparse.SUPPRESS (absent unless given)."""
+    defaults = preset(experiment) if experiment != "custom" else Settings(experiment="custom",
+                                                                          **PRESETS["custom"])
+    p = _Parser(prog=f"./run.sh {experiment.replace('_', '-')}", allow_abbrev=False,
+                description=f"Train a GMVAE on the {defaults.dataset} data set (experiment '{experiment}'). "
+                            f"Defaults reproduce the original code's settings (see gmvae_np/presets.py).",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="exit codes: 0 done, 1 stopped on a non-finite loss, 2 user error, "
+                       "130/143 interrupted (resume with --resume RUN_DIR)")
+    run = p.add_argument_group("run")
+    run.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<experiment>-<variant>-"
+                                                      "seed<seed>, or ...-seeds<list> with --seeds)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run (or series of seeds) in RUN_DIR")
+    run.add_argument("--seeds", metavar="LIST", help="train once per seed, e.g. 1-10 or 1,4,7, into "
+                                                     "RUN_DIR/seed<k>, then write RUN_DIR/summary.json")
+    run.add_argument("--gpu", "-gpu", dest="gpu", type=int, nargs="?", const=1, default=argparse.SUPPRESS,
+                     metavar="N", help="the original's flag: -gpu 1 or --gpu means --backend cupy, "
+                                       "-gpu 0 means --backend numpy")
+    groups = {}
+    for f in dataclasses.fields(Settings):
+        if f.metadata.get("cli") is False:
+            continue
+        if f.name in SPIRAL_ONLY and experiment != "spiral":
+            continue
+        if f.name in CUSTOM_ONLY and experiment != "custom":
+            continue
+        if f.name == "dataset":
+            continue  # the experiment fixes its data set
+        group_name = "data" if f.name in ("data_dir", "data", "labels", "standardize", "n_per_arm") else "settings"
+        group = groups.get(group_name) or groups.setdefault(group_name, p.add_argument_group(group_name))
+        default = getattr(defaults, f.name)
+        help_text = f.metadata["help"].replace("%", "%%")
+        if f.type == "bool":
+            group.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                               default=argparse.SUPPRESS, help=f.metadata["off"].replace("%", "%%"))
+            continue
+        kind = {"int": int, "float": float}.get(f.type, str)  # the annotations are strings here
+        flags = [_flag(f.name)]
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, type=kind,
+                      help=f"{help_text} (default: {default})")
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        group.add_argument(*flags, **kwargs)
+    return p
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1-10' -> [1..10], '1,4,7' -> [1, 4, 7], '3' -> [3]; duplicates removed, order kept."""
+    seeds = []
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                lo, hi = int(lo), int(hi)
+                if hi < lo:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise SettingsError(f"--seeds {text!r} is not a list of seeds; write e.g. 1-10 or 1,4,7") from None
+    if any(s < 0 for s in seeds):
+        raise SettingsError(f"--seeds {text!r} holds a negative seed; seeds are whole numbers >= 0")
+    return list(dict.fromkeys(seeds))
+
+
+def _given(args) -> dict:
+    """The settings given on the command line (options left at their defaults are absent)."""
+    names = {f.name for f in dataclasses.fields(Settings)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    gpu = getattr(args, "gpu", None)
+    if gpu is not None:
+        if "backend" in given and given["backend"] != ("cupy" if gpu else "numpy"):
+            raise SettingsError(f"-gpu {gpu} and --backend {given['backend']} disagree; give only one of them")
+        given["backend"] = "cupy" if gpu else "numpy"
+    return given
+
+
+def _say(msg: str, stream=None) -> None:
+    print(msg, file=stream or sys.stdout, flush=True)
+
+
+def _resume_hint(experiment: str, run_dir) -> str:
+    return f"resume with: ./run.sh {experiment.replace('_', '-')} --resume {run_dir}"
+
+
+# ------------------------------------------------------------------------------------------------------
+# One run, and a series of seeds
+# ------------------------------------------------------------------------------------------------------
+def _train_one(settings: Settings, run_dir: Path, resume: bool) -> dict:
+    return Trainer(settings, run_dir, resume=resume, handle_signals=True).run()
+
+
+def _resume_settings(run_dir: Path, given: dict) -> Settings:
+    settings = read_settings(run_dir)
+    fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE and given[k] != getattr(settings, k))
+    if fixed:
+        raise SettingsError(f"--resume continues {run_dir} with its own settings, so {', '.join(map(_flag, fixed))} "
+                            f"cannot change; only {', '.join(_flag(k) for k in RESUME_MAY_CHANGE if k != 'plots')} "
+                            f"and --no-plots may")
+    return settings.replace(**given)
+
+
+def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given: dict, resume: bool) -> int:
+    """Train one run per seed into root/seed<k>; write root/summary.json and print the table."""
+    if not resume:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "seeds.json").write_text(json.dumps(
+            {"experiment": experiment, "seeds": seeds, "settings": base.to_dict()}, indent=2) + "\n")
+    finals = {}
+    for seed in seeds:
+        run_dir = root / f"seed{seed}"
+        has_ckpt = (run_dir / "checkpoints" / "last.npz").is_file()
+        if resume and has_ckpt:
+            settings = _resume_settings(run_dir, given)
+            _say(f"== seed {seed}: resuming {run_dir}")
+        else:
+            settings = base.replace(seed=seed)
+            _say(f"== seed {seed}: {run_dir}")
+        try:
+            record = _train_one(settings, run_dir, resume and has_ckpt)
+        except TrainingInterrupted as e:
+            print(f"{e}; {_resume_hint(experiment, root)}", file=sys.stderr, flush=True)
+            return e.exit_code
+        finals[seed] = {**record.get("eval", {}), "train_neg_elbo": record.get("train", {}).get("neg_elbo")}
+    summary = summarize(finals)
+    summary = {"experiment": experiment, "seeds": seeds, **summary}
+    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _say(format_table(summary))
+    _say(f"summary written to {root / 'summary.json'}")
+    return 0
+
+
+def summarize(finals: dict) -> dict:
+    """Mean, standard deviation (n - 1; 0 for one run), best value and best seed of every final metric."""
+    names = []
+    for record in finals.values():
+        names += [k for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and k not in names]
+    table = {}
+    for name in names:
+        values = {seed: float(r[name]) for seed, r in finals.items()
+                  if isinstance(r.get(name), (int, float)) and math.isfinite(float(r[name]))}
+        if not values:
+            continue
+        xs = list(values.values())
+        mean = sum(xs) / len(xs)
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+        pick = max if name in HIGHER_IS_BETTER else min
+        best_seed = pick(values, key=values.get)
+        table[name] = {"mean": mean, "std": std, "best": values[best_seed], "best_seed": best_seed, "n": len(xs)}
+    return {"runs": {str(k): v for k, v in finals.items()}, "metrics": table}
+
+
+def format_table(summary: dict) -> str:
+    """The printed table of a series: one metric per row, mean +- std and the best run."""
+    rows = [("metric", "mean", "std", "best", "seed")]
+    for name, m in summary["metrics"].items():
+        rows.append((name, f"{m['mean']:.4f}", f"{m['std']:.4f}", f"{m['best']:.4f}", str(m["best_seed"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [f"{len(summary['seeds'])} seeds of {summary['experiment']}:"]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Entry points
+# ------------------------------------------------------------------------------------------------------
+def run(experiment: str, argv=None) -> int:
+    """Parse ``argv`` for ``experiment``, train, and return the exit code (see the module docstring)."""
+    experiment = experiment.replace("-", "_")
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; one of {', '.join(EXPERIMENTS)}")
+    args = build_parser(experiment).parse_args(argv)
+    user_errors = _user_errors()
+    try:
+        return _run(experiment, args)
+    except user_errors as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
+        return 2
+    except TrainingDiverged as e:
+        print(_one_line(e), file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted at once (second Ctrl-C): this step was not saved; the last checkpoint is the "
+              "previous one", file=sys.stderr, flush=True)
+        return 130
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _run(experiment: str, args) -> int:
+    given = _given(args)
+    if args.resume:
+        root = Path(args.resume)
+        if args.out and Path(args.out) != root:
+            raise SettingsError("give either --resume RUN_DIR (continue a run) or --out RUN_DIR (a new run), "
+                                "not both")
+        if args.seeds:
+            raise SettingsError("--resume continues a series with its own seeds; leave out --seeds")
+        if (root / "seeds.json").is_file() and not (root / "checkpoints").is_dir():
+            try:
+                series = json.loads((root / "seeds.json").read_text())
+                seeds = [int(s) for s in series["seeds"]]
+                base = Settings.from_dict(series["settings"]).replace(
+                    **{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE})
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise RunDirError(f"{root / 'seeds.json'} cannot be read ({e}); start the series again with "
+                                  f"--out") from None
+            return _series(experiment, base, seeds, root, given, resume=True)
+        settings = _resume_settings(root, given)
+        if settings.experiment != experiment:
+            raise SettingsError(f"{root} is a run of experiment {settings.experiment!r}; resume it with "
+                                f"./run.sh {settings.experiment.replace('_', '-')} --resume {root}")
+        return _single(experiment, settings, root, resume=True)
+
+    settings = preset(experiment, **given)
+    if args.seeds:
+        seeds = parse_seeds(args.seeds)
+        root = Path(args.out or f"runs/{experiment}-{settings.variant}-seeds{args.seeds.replace(',', '_')}")
+        if (root / "seeds.json").is_file():
+            raise RunDirError(f"{root} already holds a series of seeds; continue it with --resume {root} or "
+                              f"choose a new --out")
+        return _series(experiment, settings, seeds, root, given, resume=False)
+    root = Path(args.out or f"runs/{experiment}-{settings.variant}-seed{settings.seed}")
+    return _single(experiment, settings, root, resume=False)
+
+
+def _single(experiment: str, settings: Settings, run_dir: Path, resume: bool) -> int:
+    try:
+        record = _train_one(settings, run_dir, resume)
+    except TrainingInterrupted as e:
+        print(f"{e}; {_resume_hint(experiment, run_dir)}", file=sys.stderr, flush=True)
+        return e.exit_code
+    _say(f"run written to {run_dir}" + (f" (figures in {run_dir / 'figures'})" if settings.plots else ""))
+    return 0 if record is not None else 1
+
+
+def main(experiment: str, argv=None) -> None:
+    """The experiment scripts' entry point: run and exit with its code."""
+    sys.exit(run(experiment, argv))
