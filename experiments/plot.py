@@ -86,8 +86,9 @@ def draw(run_dir: pathlib.Path) -> None:
               flush=True)
 
 
-def follow(run_dir: pathlib.Path, interval: float, settle: float) -> int:
-    last = signature(run_dir)
+def follow(run_dir: pathlib.Path, interval: float, settle: float, last: tuple) -> int:
+    """Redraw whenever the signature differs from ``last``, the one taken before the latest drawing
+    (taken before, so a write that lands while drawing is seen at the next look)."""
     changed_at = time.monotonic()
     while True:
         time.sleep(interval)
@@ -112,9 +113,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     settle = args.settle if args.settle is not None else max(10.0, 3 * args.interval)
     try:
+        before = signature(args.run_dir)
         draw(args.run_dir)
         if args.follow:
-            return follow(args.run_dir, args.interval, settle)
+            return follow(args.run_dir, args.interval, settle, before)
         return 0
     except plots.RunDirError as exc:
         print(f"error: {exc}", file=sys.stderr)

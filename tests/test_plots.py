@@ -363,3 +363,44 @@ def test_degenerate_snapshots_still_draw(tmp_path, kind):
     np.savez(run / "snapshot.npz", **arrays)
     for path in plots.draw_run(run):
         check_png(path, min_hw=(100, 100))
+
+
+def test_cli_follow_redraws_on_change_and_exits_cleanly_on_ctrl_c(tmp_path):
+    import signal
+    import time
+
+    run = make_run(tmp_path, "features", n=200, epochs=3)
+    config = json.loads((run / "config.json").read_text())
+    config["settings"]["epochs"] = 50                      # still training: follow must not stop
+    (run / "config.json").write_text(json.dumps(config))
+    # A shell's background jobs inherit SIGINT ignored; give the child the terminal's default back.
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", str(PLOT_CLI), str(run), "--follow", "--interval", "0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        figures = [run / "figures" / "learning_curves.png", run / "figures" / "clusters.png"]
+        deadline = time.monotonic() + 30
+        while not all(f.exists() for f in figures) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(f.exists() for f in figures), "the first drawing never appeared"
+        first = [f.stat().st_ino for f in figures]
+        write_metrics(run, epochs=4)                       # training logs another epoch
+        while any(f.stat().st_ino == i for f, i in zip(figures, first)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(f.stat().st_ino != i for f, i in zip(figures, first)), \
+            "the figures were not redrawn after metrics.jsonl changed"
+        assert proc.poll() is None, "follow stopped although the run is not finished"
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=15)
+            raise AssertionError(err[-4000:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert out.count("wrote") >= 2
+    check_png(figures[0])
