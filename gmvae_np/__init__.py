@@ -33,3 +33,4 @@ __all__ = [
     "Identity", "Flatten", "Reshape", "Sequential", "ModuleList",
     "Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "restore",
 ]
+from .estimator import GMVAEClustering
