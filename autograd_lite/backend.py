@@ -19,6 +19,7 @@ import numpy as np
 
 BACKEND_NAMES = ("numpy", "cupy", "strict")
 GPU_INSTALL_HINT = "pip install 'gmvae-np[gpu]'"
+CPU_BLOCK_SIZE = 1 << 16  # elements per block of in-place elementwise work on the host (Backend.block_size)
 
 
 class BackendError(ValueError):
@@ -105,11 +106,15 @@ class Generator:
 class Backend:
     """Everything the engine needs to know about one array library on one device."""
 
-    def __init__(self, name: str, xp, device, seed: int = 0):
+    def __init__(self, name: str, xp, device, seed: int = 0, block_size: int | None = None):
         self.name = name
         self.xp = xp
         self.device = device
         self.rng = Generator(self, seed)
+        # How many elements a long chain of in-place elementwise passes (an optimizer step) should
+        # handle at a time: on a CPU, 64K float32 values (256 KB) keep a block and its temporaries in
+        # the cache from the first pass to the last; on a GPU, None (whole arrays, one kernel a pass).
+        self.block_size = block_size
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, device={self.device!r})"
@@ -137,9 +142,13 @@ class Backend:
         return self.xp.asarray(data, dtype=dtype, device=self.device)
 
     def to_numpy(self, a) -> np.ndarray:
-        """Copy an array of this backend to a NumPy array on the host (the only host crossing)."""
+        """Copy an array of this backend to a NumPy array on the host (the only host crossing).
+
+        Always a copy, on NumPy too: parameters are updated in place, so a view would change under the
+        caller's feet at the next optimizer step.
+        """
         if self.name == "numpy":
-            return np.asarray(a)
+            return np.array(a, copy=True)
         if self.name == "cupy":
             return a.get()
         # array-api-strict: only the CPU device may be exported, so move there first
@@ -166,13 +175,14 @@ def _make_backend(name: str) -> Backend:
     if name == "numpy":
         import array_api_compat.numpy as xp
 
-        return Backend("numpy", xp, "cpu")
+        return Backend("numpy", xp, "cpu", block_size=CPU_BLOCK_SIZE)
     if name == "strict":
         import array_api_strict
 
         # A non-default device: creating an array without device=... lands on CPU_DEVICE and any
         # mixing with ours raises, so forgotten device arguments are caught on a CPU-only machine.
-        return Backend("strict", array_api_strict, array_api_strict.Device("device1"))
+        return Backend("strict", array_api_strict, array_api_strict.Device("device1"),
+                       block_size=CPU_BLOCK_SIZE)
     if name == "cupy":
         try:
             import cupy

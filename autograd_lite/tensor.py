@@ -285,6 +285,8 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None) -> Tenso
 
     ``dtype`` defaults to float32 for Python/NumPy floating data (PyTorch's default) and keeps the
     dtype of a backend array; ``backend`` defaults to the data's own backend, else ``"numpy"``.
+    Without ``requires_grad`` the tensor may share memory with ``data``; with it, the tensor always
+    holds a copy of its own (optimizers update it in place).
     """
     if isinstance(data, Tensor):
         data = data.data
@@ -303,8 +305,12 @@ def tensor(data, requires_grad: bool = False, dtype=None, backend=None) -> Tenso
             else:
                 dtype = _DEFAULT_FLOAT if host.dtype.kind == "f" else "int64" if host.dtype.kind in "iu" else None
         arr = b.asarray(host, dtype=dtype)
-    if requires_grad and not _is_floating(b, arr):
-        raise TypeError("only floating-point tensors can require gradients")
+    if requires_grad:
+        if not _is_floating(b, arr):
+            raise TypeError("only floating-point tensors can require gradients")
+        # A leaf that requires a gradient is a parameter, and optimizers update parameters in place:
+        # it owns its memory (as torch.tensor copies), so a step can never write into the caller's array.
+        arr = b.xp.asarray(arr, copy=True, device=b.device)
     return Tensor(arr, b, requires_grad=requires_grad)
 
 

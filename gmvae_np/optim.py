@@ -5,6 +5,12 @@ An optimizer holds a list of parameter Tensors. After ``loss.backward()`` has fi
 run under ``ag.no_grad()`` on the raw arrays of the parameter's backend, so nothing is recorded and nothing
 crosses to the host.
 
+Updates are in place: ``p.data`` keeps its identity and is overwritten, as in PyTorch. That is safe
+because a parameter owns its memory (``ag.tensor(..., requires_grad=True)``, and so ``Parameter``, copy
+their data; ``Module.load_state_dict`` and ``Module.to`` make fresh arrays). Whoever assigns an array of
+their own to ``p.data`` hands it over: later steps write into it. A ``p.detach()`` shares the memory too,
+so a snapshot of the weights is ``model.state_dict()`` (copies), not a list of detached parameters.
+
 Adam keeps two running averages per parameter, of the gradient (m) and of its square (v):
 
     m_t = beta1 * m_{t-1} + (1 - beta1) * g_t            m_hat = m_t / (1 - beta1^t)
@@ -187,22 +193,56 @@ class Adam(Optimizer):
                 if p.grad is None:
                     continue
                 g = self._gradient(i, p)
-                if self.weight_decay:
-                    g = g + self.weight_decay * p.data  # a new array: p.grad is left as it was
                 s = self._state_for(i, p)
                 s["step"] += 1
                 t = s["step"]
-                m, v = s["m"], s["v"]  # our own arrays (never a gradient), so updating in place is safe
-                m *= beta1
-                m += (1.0 - beta1) * g
-                v *= beta2
-                v += (1.0 - beta2) * (g * g)
-                # lr * m_hat / (sqrt(v_hat) + eps), with the two bias corrections folded into scalars
-                bias1 = 1.0 - beta1 ** t
-                bias2 = 1.0 - beta2 ** t
-                denom = p.backend.xp.sqrt(v) / math.sqrt(bias2) + self.eps
-                # rebinding (not -=): p.data may share memory with an array the caller still holds
-                p.data = p.data - (self.lr / bias1) * (m / denom)
+                bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
+                theta, m, v = p.data, s["m"], s["v"]
+                for rows in _row_blocks(p.shape, p.backend.block_size):
+                    self._update(theta[rows], g[rows], m[rows], v[rows], bias1, bias2, p.backend.xp)
+
+    def _update(self, theta, g, m, v, bias1, bias2, xp) -> None:
+        """One Adam update of (a block of) a parameter, in place on the views theta, m and v.
+
+        Everything is updated in place (*=, +=, -=): m and v are ours, and theta is the parameter's own
+        memory (``ag.tensor`` copies when ``requires_grad=True``), so nobody else sees the writes; g is
+        only read. Each line is one pass over the block, and only two temporaries are made.
+        """
+        beta1, beta2 = self.betas
+        if self.weight_decay:
+            g = g + self.weight_decay * theta            # a new array: p.grad is left as it was
+        m *= beta1
+        m += (1.0 - beta1) * g                           # m = beta1 m + (1 - beta1) g
+        g2 = g * g
+        g2 *= 1.0 - beta2
+        v *= beta2
+        v += g2                                          # v = beta2 v + (1 - beta2) g^2
+        # theta -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / bias1, v_hat = v / bias2
+        update = xp.sqrt(v)
+        update *= 1.0 / math.sqrt(bias2)
+        update += self.eps                               # sqrt(v_hat) + eps
+        update = m / update
+        update *= self.lr / bias1                        # lr * m_hat / (sqrt(v_hat) + eps)
+        theta -= update
+
+
+def _row_blocks(shape: tuple, block_size) -> list:
+    """Index keys that cut an array of ``shape`` into blocks of whole rows (axis 0) of about
+    ``block_size`` elements; ``[...]`` (everything at once) when ``block_size`` is None or it fits.
+
+    Why blocks: Adam's update is a dozen elementwise passes over every parameter. Over a whole
+    10-million-element parameter set each pass streams 40 MB through memory and each temporary is
+    40 MB of fresh pages; cut into blocks of 64K elements (256 KB), a block and its temporaries stay
+    in the CPU cache from the first pass to the last, and the step takes about half the time. On a
+    GPU the opposite holds (one large kernel per pass is best), so the backend record says which
+    (``Backend.block_size``). Slicing whole rows gives views for any memory layout, so the in-place
+    updates of a block write straight into the parameter.
+    """
+    n = math.prod(shape)
+    if block_size is None or len(shape) == 0 or n <= block_size:
+        return [(...,)]
+    rows = max(1, block_size // (n // shape[0]))
+    return [(slice(lo, min(lo + rows, shape[0])), ...) for lo in range(0, shape[0], rows)]
 
 
 class SGD(Optimizer):
@@ -235,4 +275,5 @@ class SGD(Optimizer):
                     buf *= self.momentum
                     buf += g
                     g = buf
-                p.data = p.data - self.lr * g
+                theta = p.data  # the parameter's own memory: updated in place, as Adam does
+                theta -= self.lr * g

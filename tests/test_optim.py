@@ -303,3 +303,44 @@ def test_sgd_step_and_momentum(backend):
     np.testing.assert_allclose(sd["state"][0]["momentum_buffer"], [1.75, -3.5])
     opt.zero_grad()
     assert q.grad is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_blocked_update_matches_the_whole_array_update(backend, weight_decay, monkeypatch):
+    """Backend.block_size cuts the in-place update into row blocks; the numbers must not change."""
+    rng = np.random.default_rng(3)
+    b = ag.get_backend(backend)
+    shapes = [(7, 3, 2), (5,), (1, 4), ()]  # uneven last block, 1-D, a single row, 0-d
+    theta0 = [rng.standard_normal(s) for s in shapes]
+    grads = [[rng.standard_normal(s) for s in shapes] for _ in range(3)]
+    results = {}
+    for block in (None, 4):  # 4 elements: (7, 3, 2) goes as blocks of one row (6 elements)
+        monkeypatch.setattr(b, "block_size", block)
+        params = [param(t, backend) for t in theta0]
+        opt = Adam(params, lr=0.05, weight_decay=weight_decay)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                set_grad(p, g)
+            opt.step()
+        results[block] = [p.numpy() for p in params]
+    for whole, blocked in zip(results[None], results[4]):
+        np.testing.assert_array_equal(blocked, whole)
+    for t, got in zip(theta0, results[None]):
+        assert not np.array_equal(got, t)  # the parameters did move
+    want = adam_reference(theta0[0], [g[0] for g in grads], 0.05, 0.9, 0.999, 1e-8, weight_decay)[-1]
+    np.testing.assert_allclose(results[4][0], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adam_and_sgd_update_the_parameter_in_place(backend):
+    """The step writes into the parameter's own array (no new array per step), as PyTorch does."""
+    for make in (lambda ps: Adam(ps, lr=0.1), lambda ps: SGD(ps, lr=0.1, momentum=0.5)):
+        p = param(np.ones((3, 2)), backend)
+        data = p.data
+        opt = make([p])
+        for _ in range(2):
+            set_grad(p, np.full((3, 2), 0.5))
+            opt.step()
+        assert p.data is data
+        assert np.all(p.numpy() < 1.0)
