@@ -42,6 +42,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib import patheffects
+from PIL import Image
 
 __all__ = ["RunDirError", "Run", "read_run", "read_metrics", "read_snapshot", "cluster_colors",
            "data_kind", "draw_run", "draw_learning_curves", "draw_latent", "draw_recon_2d",
@@ -220,13 +221,22 @@ def _thin(n: int, limit: int = MAX_SCATTER) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
 
 
-def _save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
-    """Write ``fig`` to ``path`` atomically: a temporary file in the same folder, then os.replace."""
-    FigureCanvasAgg(fig)
+def _save(fig: Figure, path: pathlib.Path, palette: bool = True) -> pathlib.Path:
+    """Write ``fig`` to ``path`` atomically: a temporary file in the same folder, then os.replace.
+
+    Charts are stored with a 256-colour palette (no dithering): they hold a few dozen colours and
+    their anti-aliased edges, so it looks the same and takes a third of the bytes of full RGBA.
+    Image grids keep full colour (``palette=False``).
+    """
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgb = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+    if palette:
+        rgb = rgb.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")   # same folder: os.replace stays atomic
     try:
         with open(tmp, "wb") as f:
-            fig.savefig(f, format="png", dpi=DPI)
+            rgb.save(f, format="png")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -345,11 +355,14 @@ def _plot_series(ax, x, y, **kw) -> None:
     ax.plot(x, y, **kw)
 
 
-def _maybe_log(ax, *ys) -> None:
-    """Log y-scale when every value is positive and they span more than two decades."""
-    vals = np.concatenate([y[np.isfinite(y)] for y in ys if len(y)]) if ys else np.array([])
+def _maybe_log(ax, *ys) -> bool:
+    """Log y-scale when every value is positive and they span more than two decades; say if so."""
+    vals = [y[np.isfinite(y)] for y in ys if len(y)]
+    vals = np.concatenate(vals) if vals else np.array([])
     if vals.size and vals.min() > 0 and vals.max() / vals.min() > 100:
         ax.set_yscale("log")
+        return True
+    return False
 
 
 def draw_learning_curves(run: Run, path) -> pathlib.Path | None:
@@ -382,8 +395,8 @@ def draw_learning_curves(run: Run, path) -> pathlib.Path | None:
         if len(x):
             _plot_series(ax_loss, x, y, label=label, **style)
             shown.append(y)
-    _maybe_log(ax_loss, *shown)
-    ax_loss.set_title("objective and negative ELBO", fontsize=10)
+    log = _maybe_log(ax_loss, *shown)
+    ax_loss.set_title("objective and negative ELBO" + (" (log scale)" if log else ""), fontsize=10)
     if shown:
         ax_loss.legend(fontsize=9)
 
@@ -407,8 +420,8 @@ def draw_learning_curves(run: Run, path) -> pathlib.Path | None:
         if len(xe):
             any_eval_term = True
             ax.plot(xe, ye, ls="", marker="s", ms=3, color="C3")
-        _maybe_log(ax, y, ye)
-        ax.set_title(key.replace("_", " "), fontsize=10)
+        log = _maybe_log(ax, y, ye)
+        ax.set_title(key.replace("_", " ") + (" (log scale)" if log else ""), fontsize=10)
         ax.tick_params(labelsize=8)
     if terms:
         bottom.suptitle("ELBO terms per epoch" + (" (green line: train, red squares: eval)"
@@ -467,7 +480,7 @@ def draw_latent(run: Run, path) -> pathlib.Path | None:
         wm, note = _plane_view(snap["w_mean"].reshape(len(y), -1), "Dw")
         panels.append(("latent w means" + (f"\n{note}" if note else ""), wm, None))
 
-    fig = Figure(figsize=(5.0 * len(panels) + 0.5, 5.8), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(5.0 * len(panels) + 0.5, 6.4), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, pts, which) in zip(axes, panels):
         _scatter_by_cluster(ax, pts[keep], pred[keep], colors)
@@ -525,7 +538,7 @@ def draw_recon_2d(run: Run, path) -> pathlib.Path | None:
     samples = snap["samples"].reshape(k, -1, 2) if "samples" in snap else None
     lim = _limits(y, recon, samples)
 
-    fig = Figure(figsize=(5.2 * len(panels) + 0.5, 5.8), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(5.2 * len(panels) + 0.5, 6.6), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, what in zip(axes, panels):
         ax.scatter(y[keep, 0], y[keep, 1], s=5, lw=0, color="0.75", label="data", zorder=1)
@@ -535,7 +548,7 @@ def draw_recon_2d(run: Run, path) -> pathlib.Path | None:
         else:
             per = samples.shape[1]
             for i in range(k):
-                ax.scatter(samples[i, :, 0], samples[i, :, 1], s=9, lw=0, color=colors[i], zorder=2)
+                ax.scatter(samples[i, :, 0], samples[i, :, 1], s=14, lw=0, color=colors[i], zorder=2)
             ax.set_title(f"data (grey) and {per} generated samples per cluster", fontsize=10)
         _apply_limits(ax, lim)
         ax.grid(alpha=0.25)
@@ -662,7 +675,7 @@ def draw_image_samples(run: Run, path, max_per_row: int = 12) -> pathlib.Path | 
         "\nsamples per cluster (row label: share of data" + \
         (", majority true label" if "labels" in snap else "") + ")" + (f"; {note}" if note else "")
     fig = _image_figure(mosaic, labels, centres, title)
-    return _save(fig, pathlib.Path(path))
+    return _save(fig, pathlib.Path(path), palette=False)
 
 
 def draw_image_recon(run: Run, path, cols: int = 12, pairs: int = 4) -> pathlib.Path | None:
@@ -686,7 +699,7 @@ def draw_image_recon(run: Run, path, cols: int = 12, pairs: int = 4) -> pathlib.
     title = _headline(run, epoch, _eval_record(run, epoch)) + \
         f"\n{cols * pairs} examples above their reconstructions" + (f"; {note}" if note else "")
     fig = _image_figure(mosaic, labels, centres, title)
-    return _save(fig, pathlib.Path(path))
+    return _save(fig, pathlib.Path(path), palette=False)
 
 
 # --------------------------------------------------------------------------------------------------
