@@ -168,6 +168,11 @@ def read_run(run_dir) -> Run:
         raise RunDirError(f"{path} is a file, not a run directory; pass the --out folder of a training run")
     config_path = path / "config.json"
     if not config_path.is_file():
+        inner = sorted(p.name for p in path.iterdir() if (p / "config.json").is_file())
+        if inner:   # a series of seeds: RUN_DIR/seed1, RUN_DIR/seed2, ...
+            shown = ", ".join(inner[:3]) + (", ..." if len(inner) > 3 else "")
+            raise RunDirError(f"{path} holds {len(inner)} run directories ({shown}) but is not one "
+                              f"itself; pass one of them, e.g. {path / inner[0]}")
         raise RunDirError(f"{path} has no config.json, so it is not a run directory; pass the --out "
                           "folder of a training run")
     try:

@@ -288,12 +288,16 @@ def test_cluster_colors_are_distinct_up_to_twenty():
 @pytest.mark.parametrize("case, message", [
     ("missing", "does not exist"), ("file", "is a file"), ("no_config", "no config.json"),
     ("bad_config", "not valid JSON"), ("bad_snapshot", "cannot be read"),
-    ("bad_proba", "'proba' has shape"), ("no_y", "no 'y' array"),
+    ("bad_proba", "'proba' has shape"), ("no_y", "no 'y' array"), ("series", "pass one of them"),
 ])
 def test_bad_run_directories_raise_one_clear_error(tmp_path, case, message):
     target = tmp_path / "run"
     if case == "file":
         target.write_text("x")
+    elif case == "series":                       # --seeds 1-2 writes RUN_DIR/seed1, RUN_DIR/seed2
+        target.mkdir()
+        for seed in ("seed1", "seed2"):
+            make_run(tmp_path / seed, "features", n=20).rename(target / seed)
     elif case != "missing":
         target = make_run(tmp_path, "spiral", n=50)
         if case == "no_config":
