@@ -196,8 +196,12 @@ def sigmoid(x: Tensor) -> Tensor:
 
 
 def relu(x: Tensor) -> Tensor:
-    xp, xd = x.backend.xp, x.data
-    return _node(xp.where(xd > 0, xd, 0.0), (x,), lambda g: (xp.where(xd > 0, g, 0.0),), "relu")
+    xp = x.backend.xp
+    out = xp.maximum(x.data, 0.0)
+    # g where x > 0, else 0, written as g times a 0/1 mask: on NumPy, xp.where branches on every element
+    # and runs some 20 times slower on data of random sign, and xp.maximum keeps the input's memory
+    # layout (where makes a C-ordered copy), so a channels-last image stays channels-last.
+    return _node(out, (x,), lambda g: (g * xp.astype(out > 0.0, g.dtype),), "relu")
 
 
 def softplus(x: Tensor) -> Tensor:
