@@ -33,20 +33,19 @@ import pathlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from matplotlib import colormaps
+from matplotlib import colormaps, patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 from matplotlib.ticker import MaxNLocator
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import BoundaryNorm, ListedColormap
-from matplotlib import patheffects
-from PIL import Image
+from PIL import Image          # Matplotlib's own dependency; used to store charts with a palette
 
 __all__ = ["RunDirError", "Run", "read_run", "read_metrics", "read_snapshot", "cluster_colors",
            "data_kind", "draw_run", "draw_learning_curves", "draw_latent", "draw_recon_2d",
-           "draw_image_samples", "draw_image_recon", "draw_clusters", "FIGURE_NAMES"]
+           "draw_image_samples", "draw_image_recon", "draw_clusters"]
 
 DPI = 100
 MAX_SCATTER = 6000          # points drawn per scatter panel; larger snapshots are thinned evenly
@@ -55,9 +54,6 @@ GRID_VALUES = 200_000       # pixel values (H x W x C summed over images) per im
                             # noisy colour images under ~250 KB
 TERM_KEYS = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consistency_violation")
 CLUSTER_METRICS = ("acc_paper", "acc_hungarian", "nmi")
-SNAPSHOT_KEYS = ("y", "labels", "proba", "x_mean", "w_mean", "recon", "prior_mean", "prior_logvar",
-                 "samples", "epoch")
-FIGURE_NAMES = ("learning_curves.png", "latent.png", "recon.png", "samples.png", "clusters.png")
 
 
 class RunDirError(ValueError):
@@ -78,7 +74,8 @@ class Run:
 
     @property
     def settings(self) -> dict:
-        return self.config.get("settings") or {}
+        settings = self.config.get("settings")
+        return settings if isinstance(settings, dict) else {}
 
     @property
     def experiment(self) -> str:
@@ -263,7 +260,10 @@ def data_kind(run: Run) -> str:
 def _input_shape(run: Run) -> tuple:
     shape = run.settings.get("input_shape")
     if shape:
-        return tuple(int(s) for s in shape)
+        if not isinstance(shape, list) or not all(isinstance(s, int) and s > 0 for s in shape):
+            raise RunDirError(f"{run.path / 'config.json'}: settings.input_shape is {shape!r}, expected "
+                              "a list of positive sizes such as [2] or [1, 28, 28]")
+        return tuple(shape)
     if run.snapshot is not None:
         return tuple(run.snapshot["y"].shape[1:])
     return ()
@@ -567,9 +567,12 @@ def draw_recon_2d(run: Run, path) -> pathlib.Path | None:
 # --------------------------------------------------------------------------------------------------
 # Images: samples.png and recon.png
 # --------------------------------------------------------------------------------------------------
-def _as_images(a: np.ndarray, shape: tuple) -> np.ndarray:
+def _as_images(a: np.ndarray, shape: tuple, name: str) -> np.ndarray:
     """Reshape (..., C*H*W) or (..., C, H, W) to (..., C, H, W)."""
     lead = a.shape[:-3] if a.shape[-3:] == tuple(shape) else a.shape[:-1]
+    if int(np.prod(a.shape[len(lead):])) != int(np.prod(shape)):
+        raise RunDirError(f"snapshot '{name}' has shape {a.shape}, which does not hold images of the "
+                          f"input_shape {list(shape)} in config.json")
     return a.reshape(*lead, *shape)
 
 
@@ -663,7 +666,7 @@ def draw_image_samples(run: Run, path, max_per_row: int = 12) -> pathlib.Path | 
     shape = _input_shape(run)
     k = snap["proba"].shape[1]
     per_row = max(4, min(max_per_row, GRID_VALUES // (k * int(np.prod(shape)))))
-    samples = _as_images(snap["samples"], shape)[:, :per_row]
+    samples = _as_images(snap["samples"], shape, "samples")[:, :per_row]
     imgs, note = _display(samples)
     pred = _predicted(snap)
     share = np.bincount(pred, minlength=k) / max(len(pred), 1)
@@ -689,8 +692,8 @@ def draw_image_recon(run: Run, path, cols: int = 12, pairs: int = 4) -> pathlib.
     if snap is None or "recon" not in snap:
         return None
     shape = _input_shape(run)
-    y = _as_images(snap["y"], shape)
-    recon = _as_images(snap["recon"], shape)
+    y = _as_images(snap["y"], shape, "y")
+    recon = _as_images(snap["recon"], shape, "recon")
     n = len(y)
     cols = min(cols, n)
     pairs = max(1, min(pairs, n // cols, GRID_VALUES // (2 * cols * int(np.prod(shape)))))

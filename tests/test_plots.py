@@ -215,7 +215,7 @@ def test_gaussian_images_outside_unit_range_are_rescaled(tmp_path):
         arrays[key] = (arrays[key] - 0.5) * 6.0      # z-scored-like pixels
     np.savez(run / "snapshot.npz", **arrays)
     r = plots.read_run(run)
-    imgs, note = plots._display(plots._as_images(r.snapshot["samples"], (1, 28, 28)))
+    imgs, note = plots._display(plots._as_images(r.snapshot["samples"], (1, 28, 28), "samples"))
     assert imgs.min() >= 0.0 and imgs.max() <= 1.0 and "min-max" in note
     plots.draw_run(run)
     check_png(run / "figures" / "samples.png")
@@ -289,6 +289,7 @@ def test_cluster_colors_are_distinct_up_to_twenty():
     ("missing", "does not exist"), ("file", "is a file"), ("no_config", "no config.json"),
     ("bad_config", "not valid JSON"), ("bad_snapshot", "cannot be read"),
     ("bad_proba", "'proba' has shape"), ("no_y", "no 'y' array"), ("series", "pass one of them"),
+    ("bad_shape", "input_shape"), ("wrong_image_size", "does not hold images"),
 ])
 def test_bad_run_directories_raise_one_clear_error(tmp_path, case, message):
     target = tmp_path / "run"
@@ -304,6 +305,10 @@ def test_bad_run_directories_raise_one_clear_error(tmp_path, case, message):
             (target / "config.json").unlink()
         elif case == "bad_config":
             (target / "config.json").write_text("{not json")
+        elif case in ("bad_shape", "wrong_image_size"):
+            config = json.loads((target / "config.json").read_text())
+            config["settings"]["input_shape"] = "2" if case == "bad_shape" else [1, 28, 28]
+            (target / "config.json").write_text(json.dumps(config))
         elif case == "bad_snapshot":
             (target / "snapshot.npz").write_bytes(b"PK\x03\x04 truncated")
         else:
