@@ -168,9 +168,13 @@ def _resume_settings(run_dir: Path, given: dict) -> Settings:
 def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given: dict, resume: bool) -> int:
     """Train one run per seed into root/seed<k>; write root/summary.json and print the table."""
     if not resume:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "seeds.json").write_text(json.dumps(
-            {"experiment": experiment, "seeds": seeds, "settings": base.to_dict()}, indent=2) + "\n")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / "seeds.json").write_text(json.dumps(
+                {"experiment": experiment, "seeds": seeds, "settings": base.to_dict()}, indent=2) + "\n")
+        except OSError as e:
+            raise RunDirError(f"cannot write to the run directory {root} ({e.strerror or e}); choose a writable "
+                              f"--out") from None
     finals = {}
     for seed in seeds:
         run_dir = root / f"seed{seed}"

@@ -72,7 +72,7 @@ import numpy as np
 
 import autograd_lite as ag
 
-from .data import DataError, Dataset, load_dataset, load_matrix, make_spiral
+from .data import Dataset, load_dataset, load_matrix, make_spiral
 from .metrics import clustering_report, contingency
 from .presets import Settings, SettingsError
 
@@ -327,9 +327,20 @@ class Trainer:
         self._stop_signal = None
         if self.resume and self.run_dir is None:
             raise RunDirError("resume needs a run directory")
+        self._created: list[Path] = []  # folders this trainer made, removed again if setting up fails
         if self.run_dir is not None:
             self._check_run_dir()
+        try:
+            self._setup(dataset)
+        except BaseException:
+            for d in reversed(self._created):
+                try:
+                    d.rmdir()  # only if still empty: nothing of the user's is ever removed
+                except OSError:
+                    pass
+            raise
 
+    def _setup(self, dataset) -> None:
         s = self.settings
         self.backend = ag.get_backend(s.backend)
         data = shape_for(s, dataset) if dataset is not None else load_data(s)
@@ -382,7 +393,9 @@ class Trainer:
             raise RunDirError(f"{d} already holds a run (checkpoints/last.npz); continue it with --resume {d} "
                               f"or choose a new --out")
         try:
+            missing = [p for p in (d / "checkpoints", d, *d.parents) if not p.exists()]
             (d / "checkpoints").mkdir(parents=True, exist_ok=True)
+            self._created = missing[::-1]
             probe = d / ".write-test"
             probe.write_bytes(b"")
             probe.unlink()
@@ -442,9 +455,12 @@ class Trainer:
         ok = self.backend.to_numpy(finite)
         if not bool(np.all(ok)):
             names = [n for (n, _), good in zip(self.model.named_parameters(), ok) if not good]
+            # the last step taken: the end of the previous epoch when the position is at an epoch's start
+            epoch, step = ((self.epoch - 1, self.steps_per_epoch) if self.step_in_epoch == 0
+                           else (self.epoch, self.step_in_epoch))
             raise TrainingDiverged(
-                f"training stopped: parameter(s) {', '.join(names[:3])} became non-finite by epoch {self.epoch}, "
-                f"step {self.step_in_epoch}; {self._kept()}")
+                f"training stopped: parameter(s) {', '.join(names[:3])} became non-finite by epoch {epoch}, "
+                f"step {step}; {self._kept()}")
 
     def _kept(self) -> str:
         if self.run_dir is not None and self._last.is_file():

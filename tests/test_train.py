@@ -322,14 +322,17 @@ def test_nan_parameters_are_never_checkpointed(tmp_path, monkeypatch):
     from gmvae_np import optim
 
     original = optim.Adam.step
+    steps = []
 
     def step(self):
         original(self)
-        self.params[0].data = self.params[0].data * float("nan")
+        steps.append(1)
+        if len(steps) == 12:   # the last step of epoch 1: its losses were finite, its update is not
+            self.params[0].data = self.params[0].data * float("nan")
 
     monkeypatch.setattr(optim.Adam, "step", step)
-    with pytest.raises(TrainingDiverged, match="non-finite"):
-        quiet(tiny(log_every=0), tmp_path).run()
+    with pytest.raises(TrainingDiverged, match=r"parameter\(s\) encoder.1.weight became non-finite by epoch 1, step 12"):
+        quiet(tiny(log_every=0, eval_every=5), tmp_path).run()
     assert not (tmp_path / "checkpoints" / "last.npz").exists()
 
 
@@ -415,3 +418,9 @@ def test_a_failing_figure_never_stops_training(tmp_path, monkeypatch):
 def test_train_function_returns_the_last_record(tmp_path):
     record = train(tiny(epochs=1), tmp_path, out=io.StringIO())
     assert record == json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+def test_a_failed_setup_leaves_no_empty_run_directory(tmp_path):
+    with pytest.raises(SettingsError, match="larger than"):
+        quiet(tiny(batch_size=500), tmp_path / "a" / "b")
+    assert list(tmp_path.iterdir()) == []
