@@ -38,16 +38,20 @@ convolution. Reading the matrix product backwards::
     its input gradient:  x <--col2im-- cols <--(@ W)---- g          (matmul, then gather-and-sum)
 
 ``col2im`` sends every entry of cols back to the pixel it was read from, adding where windows
-overlap. That looks like a scatter-add, but for one fixed kernel offset k two windows never read the
-same pixel, so pixel i simply gathers, for each k, the one window that read it at offset k (or the zero
-slot), and sums over k. That per-k window index is itself a ``patch_index``: the one of the transposed
-geometry, i.e. a stride-1 convolution of the window grid after inserting stride-1 zeros between its
-entries (``dilation``) and padding it by K-1-padding, with the kernel flipped. This is the textbook
-statement "a transposed convolution is the convolution of the zero-dilated, padded input with the
-flipped, transposed kernel". We keep exactly that gather but contract the channels *before* gathering
-rather than after, and skip the offsets that only ever meet inserted zeros: the same numbers for
-about stride-squared times fewer multiplications (81 times fewer for a 9 x 9 kernel on a 1 x 1 input,
-where all but one of the 81 values each output pixel would gather are inserted zeros).
+overlap. Done literally, it would first build ``g @ W``, with one row of KH*KW*C numbers per window:
+36 times the size of the image for a 6 x 6 kernel, written to memory only to be read back and summed.
+So we go one kernel offset k = (a, e) at a time. The columns of W that belong to offset k give
+``g @ W_k``, one value per window and channel; window (i, j) read pixel (i*stride + a, j*stride + e)
+at that offset, so the whole block lands on the image shifted by (a, e) and subsampled by the stride,
+which is one slice::
+
+    image[:, a : a + stride*(OH-1) + 1 : stride,  e : e + stride*(OW-1) + 1 : stride, :]  +=  g @ W_k
+
+KH*KW small matmuls and slice-adds into a zero image padded by ``padding`` (cropped at the end): the
+image stays in the cache and the big matrix is never formed, which takes a third of the time of
+building it and gathering it back, for the 6 x 6 kernels of the MNIST network. Read as a whole, this
+is the textbook statement "a transposed convolution is every input pixel stamping the kernel into the
+output", with the pixels of one kernel offset stamped together.
 
 So the six products of the two operators are::
 
@@ -61,18 +65,24 @@ So the six products of the two operators are::
 (W here is the kernel as a matrix, one row per output channel of the conv2d: (F, KH*KW*C).)
 
 When (H + 2*padding - K) is not a multiple of the stride, the last rows and columns of the image are
-read by no window; ``patch_index`` of the transposed geometry simply finds no window for them (zero
-slot), which is the "extra bottom/right padding" (PyTorch's ``output_padding``) that the transposed
-convolution needs to come back to the full size.
+read by no window; col2im leaves them zero, which is the "extra bottom/right padding" (PyTorch's
+``output_padding``) that the transposed convolution needs to come back to the full size.
+
+``patch_index`` also takes a ``dilation`` (zeros inserted between pixels). With it, the index of the
+transposed geometry (the window grid dilated by the stride, padded by K-1-padding, flipped kernel)
+describes the other textbook statement, "a transposed convolution is the convolution of the
+zero-dilated, padded input with the flipped kernel"; the tests check it against an explicit
+dilate-and-pad.
 
 Layout
 ------
 Inside, images are kept channels-last: one row of C channel values per pixel, (N*H*W, C). A gather
 along the rows then copies C neighbouring numbers per index instead of one, ``cols`` is one contiguous
 (N*OH*OW, KH*KW*C) matrix, and every product above is a single 2-D matmul. Results return to
-(N, C, H, W) as a permuted view (no copy), which the next convolution permutes back for free. The
-cached index covers the whole batch, so its size grows with N (a few MB for the MNIST network at batch
-50); so does ``cols``, so evaluate very large batches in chunks.
+(N, C, H, W) as a permuted view (no copy), which the next convolution permutes back for free (the
+elementwise layers between, BatchNorm and ReLU, keep the layout). The cached index covers the whole
+batch, so its size grows with N (a few MB for the MNIST network at batch 50); so does ``cols``, so
+evaluate very large batches in chunks.
 """
 from __future__ import annotations
 
@@ -153,41 +163,13 @@ def _im2col_index(win: _Windows) -> np.ndarray:
     return _frozen(np.where(idx[None, :, :] == hw, win.n * hw, batch).reshape(-1))
 
 
-@functools.lru_cache(maxsize=64)
-def _col2im_index(win: _Windows) -> np.ndarray:
-    """Flat index into the entries of cols, ordered (r, n, pixel): the r-th read of every pixel.
-
-    ``cols`` (N*O + 1 rows of K*C numbers, the last row zero) is viewed as ((N*O + 1)*K, C) entries:
-    entry (n*O + o)*K + k holds what window o of image n contributes at kernel offset k, and entry
-    N*O*K is zero. For each offset k and pixel, the window that read that pixel at offset k is found
-    with the transposed geometry: the window grid dilated by the stride, padded by K-1-padding, stride
-    1, flipped kernel (reversing the flat offset axis flips both kernel axes).
-
-    With stride s only about 1/s^2 of the offsets reach any one pixel (with a 9 x 9 kernel on a 1 x 1
-    grid, exactly one of 81), so for every pixel we list just the offsets that reach it, reaching ones
-    first, and keep r = 0 .. R-1, R the largest such count (at most ceil(KH/s) * ceil(KW/s)); the
-    shorter lists are filled up with the zero entry.
-    """
-    flipped = patch_index(win.oh, win.ow, win.kh, win.kw, 1, win.kh - 1 - win.padding,
-                          win.kw - 1 - win.padding, win.stride, win.h, win.w)           # (K, H*W)
-    by_offset = flipped[::-1]                       # row k: the window that reads the pixel at offset k
-    kernel, windows = win.kh * win.kw, win.oh * win.ow
-    reaches = by_offset != windows
-    rows = builtins.max(1, builtins.int(reaches.sum(axis=0).max()))
-    k = np.argsort(~reaches, axis=0, kind="stable")[:rows]                             # (R, H*W)
-    window = np.take_along_axis(by_offset, k, axis=0)                                  # (R, H*W)
-    n = np.arange(win.n)[None, :, None]
-    batch = (n * windows + window[:, None, :]) * kernel + k[:, None, :]                # (R, N, H*W)
-    return _frozen(np.where((window == windows)[:, None, :], win.n * windows * kernel, batch).reshape(-1))
-
-
 @functools.lru_cache(maxsize=128)
 def _device_index(backend, builder, win: _Windows):
     """The host index of ``builder(win)``, moved to the backend's device once."""
     return backend.asarray(builder(win), dtype="int64")
 
 
-# -- im2col and col2im: one gather each, with the index above ---------------------------------------
+# -- im2col: one gather with the index above; col2im: one slice-add per kernel offset ---------------
 
 def _pixels(backend, images, zero_slot: bool):
     """(N, C, H, W) -> (N*H*W, C): one row of channels per pixel, optionally with a zero row appended."""
@@ -213,18 +195,28 @@ def _im2col(backend, images, win: _Windows):
     return xp.reshape(cols, (win.n * win.oh * win.ow, win.kh * win.kw * rows.shape[1]))
 
 
-def _col2im(backend, cols, win: _Windows):
-    """(N*OH*OW + 1, KH*KW*C) columns whose last row is zero -> (N*H*W, C): each pixel's reads, summed.
+def _col2im_product(backend, left, w2, win: _Windows):
+    """col2im(left @ w2), one kernel offset at a time: (N*OH*OW, A) @ (A, KH*KW*C) -> (N, H, W, C).
 
-    The adjoint of ``_im2col``. The zero row comes from the matmul that made ``cols`` (its left factor
-    carries a zero row), so the big matrix is never copied to append it.
+    ``left`` holds one row per window, ``w2`` is the kernel matrix whose columns match a row of cols.
+    For offset k = (a, e), ``left @ W_k`` (the C columns of offset k) is added onto the image shifted by
+    (a, e) and subsampled by the stride: one slice per offset (see the module docstring). The result is
+    channels-last; the padding is cropped off as a view.
     """
     xp = backend.xp
-    c = cols.shape[1] // (win.kh * win.kw)
-    entries = xp.reshape(cols, (cols.shape[0] * win.kh * win.kw, c))                  # (rows*K, C)
-    gathered = xp.take(entries, _device_index(backend, _col2im_index, win), axis=0)   # (R*N*H*W, C)
-    pixels = win.n * win.h * win.w
-    return xp.sum(xp.reshape(gathered, (gathered.shape[0] // pixels, pixels, c)), axis=0)
+    n, s, p, oh, ow = win.n, win.stride, win.padding, win.oh, win.ow
+    c = w2.shape[1] // (win.kh * win.kw)
+    # the padded image, tall and wide enough for every window (rows no window reads stay zero)
+    height = builtins.max(win.h + 2 * p, s * (oh - 1) + win.kh)
+    width = builtins.max(win.w + 2 * p, s * (ow - 1) + win.kw)
+    image = xp.zeros((n, height, width, c), dtype=left.dtype, device=backend.device)
+    for a in range(win.kh):
+        for e in range(win.kw):
+            k = a * win.kw + e
+            block = xp.matmul(left, w2[:, k * c:(k + 1) * c])                              # (N*O, C)
+            rows, cols = slice(a, a + s * (oh - 1) + 1, s), slice(e, e + s * (ow - 1) + 1, s)
+            image[:, rows, cols, :] += xp.reshape(block, (n, oh, ow, c))
+    return image[:, p:p + win.h, p:p + win.w, :]
 
 
 def _flat_kernel(backend, weight):
@@ -259,12 +251,12 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
     kept_cols = cols if _need(weight) else None
 
     def backward(g):
-        g2 = _pixels(b, g, zero_slot=True)                                             # (N*O + 1, F)
+        g2 = _pixels(b, g, zero_slot=False)                                            # (N*O, F)
         gx = gw = gb = None
         if _need(x):
-            gx = _images(b, _col2im(b, xp.matmul(g2, w2), win), win.n, win.h, win.w)
+            gx = xp.permute_dims(_col2im_product(b, g2, w2, win), (0, 3, 1, 2))        # col2im(g @ W)
         if _need(weight):
-            gw = _unflat_kernel(b, xp.matmul(xp.matrix_transpose(g2[:-1, :]), kept_cols), weight.shape)
+            gw = _unflat_kernel(b, xp.matmul(xp.matrix_transpose(g2), kept_cols), weight.shape)
         if _need(bias):
             gb = xp.sum(g2, axis=0)
         return gx, gw, gb
@@ -283,8 +275,8 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
     win = _check("conv_transpose2d", x, weight, bias, stride, padding, output_padding)
     b, xp = x.backend, x.backend.xp
     w2 = _flat_kernel(b, weight.data)                                                  # (C_in, K*C_out)
-    x2 = _pixels(b, x.data, zero_slot=True)                                            # (N*O + 1, C_in)
-    out = _col2im(b, xp.matmul(x2, w2), win)                                           # (N*H'*W', C_out)
+    x2 = _pixels(b, x.data, zero_slot=False)                                           # (N*O, C_in)
+    out = _col2im_product(b, x2, w2, win)                                              # (N, H', W', C_out)
     if bias is not None:
         out = out + bias.data
 
@@ -294,12 +286,12 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
         if _need(x):
             gx = _images(b, xp.matmul(cols, xp.matrix_transpose(w2)), win.n, win.oh, win.ow)
         if _need(weight):
-            gw = _unflat_kernel(b, xp.matmul(xp.matrix_transpose(x2[:-1, :]), cols), weight.shape)
+            gw = _unflat_kernel(b, xp.matmul(xp.matrix_transpose(x2), cols), weight.shape)
         if _need(bias):
             gb = xp.sum(g, axis=(0, 2, 3))
         return gx, gw, gb
 
-    return _node(_images(b, out, win.n, win.h, win.w), (x, weight, bias), backward, "conv_transpose2d")
+    return _node(xp.permute_dims(out, (0, 3, 1, 2)), (x, weight, bias), backward, "conv_transpose2d")
 
 
 # -- argument checks: one clear line per mistake -------------------------------------------------------
