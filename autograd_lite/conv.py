@@ -261,7 +261,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
             gb = xp.sum(g2, axis=0)
         return gx, gw, gb
 
-    return _node(_images(b, out, win.n, win.oh, win.ow), (x, weight, bias), backward, "conv2d")
+    return _node(_images(b, out, win.n, win.oh, win.ow), (x, weight, bias), backward, "conv2d",
+                 fresh_grads=True)
 
 
 def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
@@ -291,7 +292,8 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
             gb = xp.sum(g, axis=(0, 2, 3))
         return gx, gw, gb
 
-    return _node(xp.permute_dims(out, (0, 3, 1, 2)), (x, weight, bias), backward, "conv_transpose2d")
+    return _node(xp.permute_dims(out, (0, 3, 1, 2)), (x, weight, bias), backward, "conv_transpose2d",
+                 fresh_grads=True)
 
 
 # -- argument checks: one clear line per mistake -------------------------------------------------------

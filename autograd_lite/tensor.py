@@ -13,6 +13,12 @@ products). ``loss.backward()`` then
 5. stores ``.grad`` on leaves only (tensors created with ``requires_grad=True``), each an array the
    leaf owns (never shared with another leaf or the caller), and frees the graph.
 
+About step 5: a gradient may be an array someone else still holds (``add`` hands the same ``g`` to both
+parents; ``reshape`` returns a view of it; the seed is the caller's), so a leaf normally gets a copy.
+An op whose backward always returns new arrays, one per parent (``matmul``, ``mul``, the convolutions),
+says so with ``fresh_grads=True``; its gradients reach a leaf as they are. That spares copying the
+weight gradients, the bulk of a network's gradient memory, at every step.
+
 Gradients (``.grad``) are plain arrays of the tensor's backend, like the data.
 """
 from __future__ import annotations
@@ -64,11 +70,11 @@ class Tensor:
     """An n-dimensional array that can record the operations applied to it."""
 
     __slots__ = ("data", "backend", "requires_grad", "grad", "_parents", "_backward_fn", "_op",
-                 "__weakref__")
+                 "_fresh_grads", "__weakref__")
     __array_priority__ = 1000  # make NumPy defer to Tensor's reflected operators
 
     def __init__(self, data, backend: Backend, requires_grad: bool = False,
-                 parents: tuple = (), backward_fn=None, op: str | None = None):
+                 parents: tuple = (), backward_fn=None, op: str | None = None, fresh_grads: bool = False):
         self.data = data
         self.backend = backend
         self.requires_grad = requires_grad
@@ -76,6 +82,8 @@ class Tensor:
         self._parents = parents
         self._backward_fn = backward_fn
         self._op = op
+        # True when backward_fn returns new arrays, a different one per parent, that nothing else holds
+        self._fresh_grads = fresh_grads
 
     # -- basic properties ------------------------------------------------------------------------
     @property
@@ -164,14 +172,19 @@ class Tensor:
 
         order = _topological_order(self)
         grads = {id(self): seed}
+        owned = set()  # ids of the nodes whose pending gradient is a new array that nothing else holds
         for node in order:  # outputs before inputs
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._op is None:  # a leaf: keep its gradient
-                # g may be shared (add hands the same array to both parents), a read-only broadcast
-                # view, or the caller's seed: the leaf gets an array of its own
-                node.grad = xp.asarray(g, copy=True) if node.grad is None else node.grad + g
+                # unless owned, g may be shared (add hands the same array to both parents), a read-only
+                # broadcast view, or the caller's seed: then the leaf gets a copy of its own
+                if node.grad is not None:
+                    node.grad = node.grad + g
+                else:
+                    # (asarray without a copy still turns a NumPy 0-d result, a scalar, into an array)
+                    node.grad = xp.asarray(g) if id(node) in owned else xp.asarray(g, copy=True)
                 continue
             if node._backward_fn is None:  # part of a graph an earlier backward() already freed
                 raise RuntimeError(f"backward() reached a '{node._op}' node whose graph was already freed by "
@@ -185,7 +198,13 @@ class Tensor:
                 key = id(parent)
                 prev = grads.get(key)
                 # the first gradient may be an array another node still uses: never add in place
-                grads[key] = pg if prev is None else prev + pg
+                if prev is None:
+                    grads[key] = pg
+                    if node._fresh_grads:
+                        owned.add(key)
+                else:
+                    grads[key] = prev + pg
+                    owned.add(key)  # the sum is a new array
             # free the graph as we go (as PyTorch does without retain_graph)
             node._backward_fn = None
             node._parents = ()

@@ -117,6 +117,46 @@ def test_gradients_do_not_alias_each_other_or_the_data(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_fresh_gradients_reach_leaves_uncopied_others_are_copied(backend):
+    """An op that promises new arrays (fresh_grads=True) hands them to a leaf as they are; else a copy."""
+    from autograd_lite.ops import _node
+    made = []
+
+    def backward(g):
+        made.append(g * 2.0)
+        return (made[-1],)
+
+    for fresh in (True, False):
+        x = on(backend, np.array([1.0, -2.0]))
+        _node(x.data * 2.0, (x,), backward, "double", fresh_grads=fresh).backward(np.ones(2))
+        np.testing.assert_array_equal(host(x.grad, backend), [2.0, 2.0])
+        x.grad[...] = 5.0  # the very array the backward made, or a copy of it
+        assert np.all(host(made[-1], backend) == 5.0) == fresh
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fresh_gradients_are_never_shared_between_leaves(backend):
+    """matmul, mul and div promise fresh gradients: with leaves used twice, each leaf still owns its own."""
+    rng = np.random.default_rng(0)
+    x, w = on(backend, rng.standard_normal((2, 3))), on(backend, rng.standard_normal((3, 2)))
+    a, c = on(backend, rng.standard_normal(2) + 3.0), on(backend, rng.standard_normal(2) + 3.0)
+    y = (x @ w + x @ w) * (a * a) + a / c + c * c  # w twice in matmuls, a twice in one mul
+    y.backward(np.ones((2, 2)))
+    leaves = [x, w, a, c]
+    before = [host(t.grad, backend) for t in leaves]
+    data = [host(t.data, backend) for t in leaves]
+    for i, t in enumerate(leaves):
+        t.grad[...] = 100.0 + i  # writing one gradient changes no other gradient and no data
+    for i, t in enumerate(leaves):
+        np.testing.assert_array_equal(host(t.grad, backend), np.full(before[i].shape, 100.0 + i))
+        np.testing.assert_array_equal(host(t.data, backend), data[i])
+    xv, wv, av, cv = data
+    # and the values are right: d/dw of sum((2 x w) * a^2) = 2 x^T a^2 (a broadcast over columns)
+    np.testing.assert_allclose(before[1], 2.0 * xv.T @ np.ones((2, 2)) * av[None, :] ** 2)
+    np.testing.assert_allclose(before[3], -2.0 * av / cv ** 2 + 2.0 * 2.0 * cv, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_only_leaves_keep_grad(backend):
     x = on(backend, np.array([1.0, 2.0]))
     h = x * 3.0
