@@ -228,6 +228,40 @@ def test_fused_normalisation_equals_composite_of_primitives(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_affine_batch_norm_equals_composite_of_primitives(backend, shape, channels_last):
+    """batch_norm (scale and shift inside, sums as matmuls) against the formula built from primitives:
+    values, batch statistics and the gradients of x, weight and bias; on C-ordered input and on the
+    channels-last memory a convolution produces (a permuted view)."""
+    from gmvae_np.layers import batch_norm
+    rng = np.random.default_rng(8)
+    c, axes, eps = shape[1], (0,) if len(shape) == 2 else (0, 2, 3), 1e-5
+    data = rng.standard_normal(shape) * 3.0 - 1.0
+    if channels_last and len(shape) == 4:
+        data = np.ascontiguousarray(data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    u = rng.standard_normal(shape)
+    wv, bv = rng.uniform(0.5, 1.5, c), rng.standard_normal(c)
+    stat = (1, c) + (1,) * (len(shape) - 2)
+
+    x1, w1, b1 = (as_tensor(a, backend, requires_grad=True) for a in (data, wv, bv))
+    fused, mean, var = batch_norm(x1, w1, b1, axes, eps)
+    (fused * as_tensor(u, backend)).sum().backward()
+
+    x2, w2, b2 = (as_tensor(a, backend, requires_grad=True) for a in (data, wv, bv))
+    centred = x2 - x2.mean(axes, keepdims=True)
+    x_hat = centred * ((centred * centred).mean(axes, keepdims=True) + eps) ** -0.5
+    composite = x_hat * w2.reshape(stat) + b2.reshape(stat)
+    (composite * as_tensor(u, backend)).sum().backward()
+
+    np.testing.assert_allclose(host(fused), host(composite), rtol=1e-12, atol=1e-12)
+    for got, want in ((x1, x2), (w1, w2), (b1, b2)):
+        np.testing.assert_allclose(host(got.grad), host(want.grad), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(host(mean), data.mean(axis=axes, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(host(var), data.var(axis=axes, keepdims=True), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("shape", [(8, 3), (4, 3, 5, 2)])
 def test_batchnorm_train_then_eval_matches_numpy_reference(backend, shape):
     b = ag.get_backend(backend)
