@@ -219,6 +219,17 @@ def _col2im_product(backend, left, w2, win: _Windows):
     return image[:, p:p + win.h, p:p + win.w, :]
 
 
+def _channel_sums(backend, rows):
+    """(M, C) -> (C,): each column's sum, as a row of ones times the rows.
+
+    The bias gradient. With a few channels per row, NumPy's axis-0 sum runs one short loop per row
+    (0.39 ms for 26450 x 16); the matrix product reads the rows at memory speed (0.02 ms).
+    """
+    xp = backend.xp
+    ones = xp.ones((1, rows.shape[0]), dtype=rows.dtype, device=backend.device)
+    return xp.reshape(xp.matmul(ones, rows), (rows.shape[1],))
+
+
 def _flat_kernel(backend, weight):
     """(A, B, KH, KW) -> (A, KH*KW*B): the kernel as a matrix whose columns match a row of cols."""
     xp = backend.xp
@@ -258,7 +269,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
         if _need(weight):
             gw = _unflat_kernel(b, xp.matmul(xp.matrix_transpose(g2), kept_cols), weight.shape)
         if _need(bias):
-            gb = xp.sum(g2, axis=0)
+            gb = _channel_sums(b, g2)
         return gx, gw, gb
 
     return _node(_images(b, out, win.n, win.oh, win.ow), (x, weight, bias), backward, "conv2d",
@@ -289,7 +300,7 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
         if _need(weight):
             gw = _unflat_kernel(b, xp.matmul(xp.matrix_transpose(x2), cols), weight.shape)
         if _need(bias):
-            gb = xp.sum(g, axis=(0, 2, 3))
+            gb = _channel_sums(b, _pixels(b, g, zero_slot=False))
         return gx, gw, gb
 
     return _node(xp.permute_dims(out, (0, 3, 1, 2)), (x, weight, bias), backward, "conv_transpose2d",
