@@ -178,7 +178,7 @@ _FEATURES = dict(arch="fc", likelihood="gaussian", K=10, Dx=200, Dw=150, hidden=
 
 PRESETS: dict[str, dict] = {
     "spiral": dict(dataset="spiral", arch="fc", likelihood="gaussian", K=8, Dx=2, Dw=2, hidden=100,
-                   alpha=2.0, batch_size=200, epochs=500, lr=1e-3, plot_every=50),
+                   alpha=2.0, batch_size=200, epochs=500, lr=1e-3, eta=3.0, mc=2, plot_every=50),
     "mnist": dict(_MNIST),
     "mnist_fc": dict(_MNIST, arch="fc", hidden=1000),
     "fashion_mnist": dict(_MNIST, dataset="fashion-mnist", K=10),

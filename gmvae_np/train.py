@@ -54,6 +54,11 @@ checkpoints/last.npz is written atomically with the model, Adam's state, the ran
 the epoch's running sums, and :class:`TrainingInterrupted` is raised (the command line exits with 130 or
 143). ``Trainer(..., resume=True)`` restores all of it, so on NumPy the resumed run ends with exactly
 the parameters and metrics.jsonl of a run that was never interrupted. A second Ctrl-C stops at once.
+
+Bit-for-bit claims (determinism, exact resume) hold for one machine and one number of BLAS threads:
+a matrix product split over another number of threads may round differently. Small models such as the
+spiral's also run fastest with a single BLAS thread (``OPENBLAS_NUM_THREADS=1 ./run.sh spiral``); on a
+busy machine, extra threads can make them many times slower.
 """
 from __future__ import annotations
 

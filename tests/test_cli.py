@@ -19,6 +19,23 @@ from gmvae_np.presets import EXPERIMENTS, Settings, SettingsError
 TINY = ["--n-per-arm", "20", "--epochs", "2", "--batch-size", "25", "--no-plots", "--lr", "3e-3"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """These models are tiny: extra BLAS threads only add overhead, and they stall on a busy machine.
+
+    Module scope, so module fixtures run under it too: results are bit-identical only for a fixed number
+    of BLAS threads.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional helper: without it the tests are only slower
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+
 def code_of(experiment, argv):
     """The exit code of the command line (argparse's own errors exit through SystemExit)."""
     try:

@@ -19,6 +19,23 @@ def blobs(n_per=60, d=5, k=3, spread=6.0, seed=0):
     return centers[y] + rng.normal(size=(k * n_per, d)), y
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """These models are tiny: extra BLAS threads only add overhead, and they stall on a busy machine.
+
+    Module scope, so module fixtures run under it too: results are bit-identical only for a fixed number
+    of BLAS threads.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional helper: without it the tests are only slower
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+
 FAST = dict(epochs=15, batch_size=30, hidden=64, Dx=4, Dw=2, lr=3e-3, seed=0)
 
 

@@ -32,6 +32,23 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER_KEYS = ("acc_paper", "acc_hungarian", "nmi", "ari", "purity", "clusters_used")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """These models are tiny: extra BLAS threads only add overhead, and they stall on a busy machine.
+
+    Module scope, so module fixtures run under it too: results are bit-identical only for a fixed number
+    of BLAS threads.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional helper: without it the tests are only slower
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+
 def tiny(**kw):
     """A spiral run of 200 points: 12 steps of 16 per epoch (8 rows dropped), 3 epochs."""
     base = dict(n_per_arm=40, epochs=3, batch_size=16, lr=3e-3, plots=False, log_every=5, seed=3)
@@ -208,7 +225,7 @@ def test_real_signals_stop_cleanly_and_resume_exactly(tmp_path, uninterrupted):
     from gmvae_np.cli import run
 
     rng = random.Random()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
         run_dir = tmp_path / sig.name
         args = ["--n-per-arm", "40", "--epochs", "3", "--batch-size", "16", "--lr", "3e-3", "--no-plots",
