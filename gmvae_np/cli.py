@@ -206,7 +206,7 @@ def summarize(finals: dict) -> dict:
         names += [k for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                   and k not in names]
     table = {}
-    for name in names:
+    for name in (n for n in names if n != "n_classes"):  # a property of the data, the same for every seed
         values = {seed: float(r[name]) for seed, r in finals.items()
                   if isinstance(r.get(name), (int, float)) and math.isfinite(float(r[name]))}
         if not values:

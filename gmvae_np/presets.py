@@ -4,7 +4,7 @@ One preset per experiment script (experiments/<name>.py). The presets reproduce 
 original code's run.sh and main.lua (Dilokthanakul et al., 2016, github.com/Nat-D/GMVAE):
 
     experiment        data             arch  likelihood  K    Dx   Dw   hidden  alpha  batch  epochs  lr
-    spiral            5 arms x 1,000   fc    gaussian    8    2    2    100     2.0    200    500     1e-3 (*)
+    spiral (*)        5 arms x 1,000   fc    gaussian    8    2    2    100     2.0    200    500     1e-3
     mnist             MNIST images     conv  bernoulli   14   200  150  500     0.4    50     100     1e-4
     mnist_fc          MNIST, flattened fc    bernoulli   14   200  150  1000    0.4    50     100     1e-4
     fashion_mnist     Fashion-MNIST    conv  bernoulli   10   200  150  500     0.4    50     100     1e-4
@@ -15,16 +15,24 @@ original code's run.sh and main.lua (Dilokthanakul et al., 2016, github.com/Nat-
     stl10             CNN features     fc    gaussian    10   200  150  1000    1.0    50     100     1e-4
     custom            your matrix      fc    gaussian    10   16   8    256     1.0    100    100     1e-3
 
-All presets share eta = 1 (the weight of the z prior, main.lua's -zPriorWeight), lambda = 0.5 (the
-free-bits threshold of the minimum-information constraint, main.lua's -lambda), one Monte Carlo sample
-(-nMC 1), Adam and float32. Settings the original left at main.lua's defaults keep them: Dx = 200,
-Dw = 150, hidden = 500 for the conv nets, lr = 1e-4 and alpha (-cvWeight) = 1 for the feature sets.
+All presets but the spiral share eta = 1 (the weight of the z prior, main.lua's -zPriorWeight) and one
+Monte Carlo sample (-nMC 1); all share lambda = 0.5 (the free-bits threshold of the minimum-information
+constraint, main.lua's -lambda), the cv variant, Adam and float32. Settings the original left at
+main.lua's defaults keep them: Dx = 200, Dw = 150, hidden = 500 for the conv nets, lr = 1e-4 and
+alpha (-cvWeight) = 1 for the feature sets.
 
 Deviations, each for a stated reason:
 
-(*) spiral lr: main.lua's default learning rate (1e-4) is what the original spiral run used; 1e-3
-    trains the same 500 epochs further (final negative ELBO 1.04 against 1.36 with seed 1);
-    ``--lr 1e-4`` restores the original.
+(*) spiral: lr 1e-3, eta 3 and M = 2 Monte Carlo samples instead of main.lua's 1e-4, 1 and 1. With the
+    original values the cluster head q(z|y) settles early into angular sectors that cut across the arms:
+    purity 0.58 after the 500 epochs (seed 1; 0.56 with lr 1e-3 alone). A larger z-prior weight keeps
+    q(z|y) soft while the latent space forms, and two samples of (x, w) steady the gradients. Measured
+    with seed 1 (the default): purity 0.897, paper accuracy 0.897, Hungarian accuracy 0.730, NMI 0.771,
+    all 8 clusters used and every arm owning one, in 65 s on one CPU core; over seeds 1-5, purity
+    0.81 +- 0.07 (one seed leaves an arm without a cluster of its own). The clusters that stay impure
+    share the inner ends of two arms, where the arms nearly meet. The quality bar the project set
+    (purity >= 0.95) is not reached in 500 epochs: it is approached only by training three times longer
+    (0.945 after 1,500 epochs with eta 3, M = 1). ``--lr 1e-4 --eta 1 --mc 1`` restores the original.
 Fashion-MNIST: the design notes group it with the feature sets (Gaussian output, z-scored rows), but the
     loader returns pixel intensities in [0, 1], which are modelled like MNIST's: Bernoulli output, K = 10
     for its ten classes, MNIST's alpha. The feature sets (SVHN GIST, CIFAR and STL-10 network features)
@@ -40,7 +48,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "preset", "describe"]
+__all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "preset"]
 
 
 class SettingsError(ValueError):
@@ -48,7 +56,7 @@ class SettingsError(ValueError):
 
 
 def _s(default, help: str, **kw):
-    """A settings field with its help text (shown by --help, read by describe())."""
+    """A settings field with its help text (shown by --help)."""
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -207,10 +215,3 @@ def preset(name: str, **changes) -> Settings:
         s = dataclasses.replace(s, **changes).validate()
     return s
 
-
-def describe(name: str) -> str:
-    """A table of one preset's settings with their help texts (for docs and --help)."""
-    s = Settings(experiment=name.replace("-", "_"), **PRESETS[name.replace("-", "_")])
-    rows = [(f.name, repr(getattr(s, f.name)), f.metadata["help"]) for f in dataclasses.fields(Settings)]
-    w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    return "\n".join(f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows)

@@ -153,3 +153,20 @@ def test_shortened_spiral_clusters_the_arms(tmp_path):
     assert ev["classes_owned"] == ev["n_classes"] == 5, ev
     figures = {p.name for p in (tmp_path / "figures").glob("*.png")}
     assert {"learning_curves.png", "latent.png", "recon.png"} <= figures
+
+
+def test_preset_lookup_and_settings_round_trip():
+    assert preset("fashion-mnist-fc") == preset("fashion_mnist_fc")
+    with pytest.raises(ValueError, match="unknown experiment 'nope'; choose one of spiral, mnist"):
+        preset("nope")
+    s = preset("spiral", K=5)
+    assert Settings.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match="unknown setting\\(s\\) bogus"):
+        Settings.from_dict({**s.to_dict(), "bogus": 1})
+    assert preset("custom").data is None                      # not validated until its data is given
+    with pytest.raises(ValueError, match="needs its data"):
+        preset("custom", K=3)
+    assert preset("custom", data="x.csv").data == "x.csv"
+    with pytest.raises(ValueError, match="--eval-batch-size must be a whole number >= 0"):
+        s.replace(eval_batch_size=-1)
+    assert (s.eval_batch, preset("mnist").eval_batch, s.replace(eval_batch_size=7).eval_batch) == (500, 100, 7)
