@@ -441,3 +441,17 @@ def test_a_failed_setup_leaves_no_empty_run_directory(tmp_path):
     with pytest.raises(SettingsError, match="larger than"):
         quiet(tiny(batch_size=500), tmp_path / "a" / "b")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_without_labels_the_best_checkpoint_follows_the_eval_elbo(tmp_path):
+    rng = np.random.default_rng(0)
+    data = Dataset(name="unlabelled", x_train=rng.normal(size=(120, 3)), likelihood="gaussian")
+    s = preset("custom", data="unused.csv", K=3, Dx=2, Dw=2, hidden=16, epochs=3, batch_size=40, plots=False)
+    record = quiet(s, tmp_path, dataset=data).run()
+    assert "acc_paper" not in record["eval"] and np.isfinite(record["eval"]["neg_elbo"])
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.npz").extra["position"]["best"]
+    scores = [r["eval"]["neg_elbo"] for r in records]
+    assert best["key"] == "neg_elbo" and best["value"] == min(scores)
+    with np.load(tmp_path / "snapshot.npz") as z:
+        assert "labels" not in z.files and z["y"].shape == (120, 3)
