@@ -274,12 +274,18 @@ def _run(experiment: str, args) -> int:
             try:
                 series = json.loads((root / "seeds.json").read_text())
                 seeds = [int(s) for s in series["seeds"]]
-                base = Settings.from_dict(series["settings"]).replace(
-                    **{k: v for k, v in given.items() if k in RESUME_MAY_CHANGE})
+                base = Settings.from_dict(series["settings"])
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise RunDirError(f"{root / 'seeds.json'} cannot be read ({e}); start the series again with "
                                   f"--out") from None
-            return _series(experiment, base, seeds, root, given, resume=True)
+            if base.experiment != experiment:
+                raise SettingsError(f"{root} is a series of experiment {base.experiment!r}; resume it with "
+                                    f"./run.sh {base.experiment.replace('_', '-')} --resume {root}")
+            fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE and given[k] != getattr(base, k))
+            if fixed:
+                raise SettingsError(f"--resume continues the series in {root} with its own settings, so "
+                                    f"{', '.join(map(_flag, fixed))} cannot change")
+            return _series(experiment, base.replace(**given), seeds, root, given, resume=True)
         settings = _resume_settings(root, given)
         if settings.experiment != experiment:
             raise SettingsError(f"{root} is a run of experiment {settings.experiment!r}; resume it with "
@@ -300,12 +306,12 @@ def _run(experiment: str, args) -> int:
 
 def _single(experiment: str, settings: Settings, run_dir: Path, resume: bool) -> int:
     try:
-        record = _train_one(settings, run_dir, resume)
+        _train_one(settings, run_dir, resume)
     except TrainingInterrupted as e:
         print(f"{e}; {_resume_hint(experiment, run_dir)}", file=sys.stderr, flush=True)
         return e.exit_code
     _say(f"run written to {run_dir}" + (f" (figures in {run_dir / 'figures'})" if settings.plots else ""))
-    return 0 if record is not None else 1
+    return 0
 
 
 def main(experiment: str, argv=None) -> None:

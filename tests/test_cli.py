@@ -251,3 +251,7 @@ def test_series_of_seeds_and_its_resume(tmp_path, capsys):
 
     assert code_of("spiral", TINY + ["--seeds", "1-2", "--out", str(root)]) == 2
     one_error_line(capsys, "already holds a series of seeds")
+    assert code_of("spiral", ["--resume", str(root), "--K", "3"]) == 2
+    one_error_line(capsys, "--K cannot change")
+    assert code_of("custom", ["--resume", str(root)]) == 2
+    one_error_line(capsys, "is a series of experiment 'spiral'")
