@@ -1,12 +1,14 @@
 """Time one GMVAE training step (forward, backward, Adam) for ours and for a PyTorch peer, in one run.
 
     python benchmarks/bench_step.py                      # both architectures, every available backend
-    python benchmarks/bench_step.py --arch fc --repeats 30 --threads 2
+    python benchmarks/bench_step.py --arch mnist_fc --repeats 30 --threads 2
 
 For each architecture (mnist_fc: fully connected, H=1000; mnist: convolutional, 28x28) and each
 implementation available here (gmvae_np on numpy / cupy; PyTorch on cpu / cuda when torch is
 installed) it runs a worker subprocess that builds the model with the same sizes, dtype (float32) and
-batch, warms up, and times ``repeats`` steps (synchronising the GPU), then prints one table:
+batch, warms up, and times its share of ``repeats`` steps (synchronising the GPU). The implementations
+take turns (``--rounds``), so a burst of load from another process falls on all of them. Then it prints
+one table, with the machine's load average before and after:
 
 * step time (median, and the 10th-90th percentile spread),
 * peak memory of the steps above the model and data (host peak RSS for CPU rows, device allocator
@@ -232,8 +234,9 @@ def _run_worker(args, name, kind, device):
     env = dict(os.environ)
     n = str(args.threads)
     env.update(OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+    per_round = max(1, -(-args.repeats // args.rounds))
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, device, name,
-           "--batch", str(args.batch), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+           "--batch", str(args.batch), "--warmup", str(args.warmup), "--repeats", str(per_round),
            "--threads", n]
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
@@ -257,6 +260,14 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def _load() -> str:
+    """The 1-minute load average (Unix), or 'n/a'."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "n/a"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -267,6 +278,9 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--rounds", type=int, default=2,
+                   help="implementations take turns this many times, each timing repeats/rounds steps "
+                        "(default: %(default)s)")
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     p.add_argument("--worker", nargs=3, metavar=("KIND", "DEVICE", "ARCH"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -285,13 +299,26 @@ def main(argv=None):
     names = ["mnist_fc", "mnist"] if args.arch == "both" else [args.arch]
     impls = _available_impls([s.strip() for s in args.impls.split(",") if s.strip()])
     print(f"machine: {_machine()}; threads per worker: {args.threads}; batch {args.batch}, float32; "
-          f"median of {args.repeats} steps after {args.warmup} warm-up steps")
+          f"median of {args.rounds * max(1, -(-args.repeats // args.rounds))} steps in {args.rounds} turns, "
+          f"each after {args.warmup} warm-up steps")
+    print(f"load average before: {_load()} (other processes compete for the cores: compare rows of one run)")
+    # The implementations take turns, ``--rounds`` times, each timing its share of the steps, so a
+    # burst of load from another process falls on all of them rather than on one row.
     results = {}
     for name in names:
-        for kind, device in impls:
-            res = _run_worker(args, name, kind, device)
-            if res is not None:
-                results[(name, kind, device)] = res
+        for _ in range(args.rounds):
+            for kind, device in impls:
+                res = _run_worker(args, name, kind, device)
+                if res is None:
+                    continue
+                key = (name, kind, device)
+                if key not in results:
+                    results[key] = res
+                else:
+                    r = results[key]
+                    r["times"] += res["times"]
+                    r["peak_mb"] = max(r["peak_mb"], res["peak_mb"])
+                    r["matmul_peak"] = max(r["matmul_peak"], res["matmul_peak"])
     rows = []
     header = ("arch", "impl", "device", "step ms", "p10-p90 ms", "peak MB", "GFLOP/s", "of matmul",
               "vs torch", "cupy/numpy")
@@ -318,6 +345,7 @@ def main(argv=None):
         print(fmt.format(*row))
     print("vs torch: our step time / PyTorch's on the same device (lower is better); "
           "of matmul: achieved FLOP/s / a 2048x2048 float32 matmul's")
+    print(f"load average after: {_load()}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in results.items()}, f, indent=1)
