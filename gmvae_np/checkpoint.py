@@ -10,7 +10,8 @@ Layout of the file (a zip of ``.npy`` arrays, readable by ``numpy.load`` without
 
 Writing is atomic: the file is written under a temporary name in the same directory, flushed and
 fsync'ed, then renamed over the target with ``os.replace``, so a crash leaves either the old checkpoint or
-the new one, never half of one. Reading never unpickles (``allow_pickle=False``) and refuses, with one
+the new one, never half of one. The file gets the permissions of any new file (0666 less the umask),
+not the owner-only mode of the temporary file. Reading never unpickles (``allow_pickle=False``) and refuses, with one
 line naming the file and what to do, a missing file, a truncated or corrupt one, and one written by a
 newer version of the format. Arrays are stored on the host, so a checkpoint written on one backend
 (say CuPy) restores onto any other.
@@ -142,6 +143,8 @@ def save_checkpoint(path, *, model, optimizer=None, rng_state: dict | None = Non
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes owner-only (0600) files; a checkpoint gets the permissions any new file would
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -153,6 +156,13 @@ def save_checkpoint(path, *, model, optimizer=None, rng_state: dict | None = Non
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def _current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory: Path) -> None:
