@@ -56,7 +56,9 @@ the epoch's running sums, and :class:`TrainingInterrupted` is raised (the comman
 the parameters and metrics.jsonl of a run that was never interrupted. A second Ctrl-C stops at once.
 
 Bit-for-bit claims (determinism, exact resume) hold for one machine and one number of BLAS threads:
-a matrix product split over another number of threads may round differently. Small models such as the
+a matrix product split over another number of threads may round differently. Each checkpoint records
+the thread count (:func:`blas_threads`, when threadpoolctl is installed), and a resume with another
+count prints a note saying so. Small models such as the
 spiral's also run fastest with a single BLAS thread (``OPENBLAS_NUM_THREADS=1 ./run.sh spiral``); on a
 busy machine, extra threads can make them many times slower.
 """
@@ -82,7 +84,7 @@ from .metrics import clustering_report, contingency
 from .presets import Settings, SettingsError
 
 __all__ = ["train", "Trainer", "TrainingInterrupted", "TrainingDiverged", "RunDirError", "load_data",
-           "model_config", "read_settings", "TERM_NAMES", "TRAIN_KEYS"]
+           "model_config", "read_settings", "blas_threads", "TERM_NAMES", "TRAIN_KEYS"]
 
 TERM_NAMES = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consistency_violation")
 TRAIN_KEYS = ("objective", "neg_elbo") + TERM_NAMES
@@ -171,6 +173,21 @@ def read_settings(run_dir) -> Settings:
                           f"start a new one with --out") from None
     known = {k: v for k, v in stored.items() if k in Settings.__dataclass_fields__}
     return Settings.from_dict(known)
+
+
+def blas_threads() -> int | None:
+    """The number of threads the host BLAS (OpenBLAS, MKL, ...) uses now; None when it cannot be told.
+
+    Read through the optional threadpoolctl. Recorded in each checkpoint, because a matrix product split
+    over another number of threads may round differently: resume is bit-identical only when this number
+    is the same as when the run was interrupted.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    counts = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else None
 
 
 def _package_version() -> str:
@@ -444,7 +461,7 @@ class Trainer:
     def _position(self) -> dict:
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "step": self.step,
                 "epoch_rng_state": self.epoch_rng_state, "sums": self.sums.state(),
-                "seconds": self.seconds, "best": self.best}
+                "seconds": self.seconds, "best": self.best, "blas_threads": blas_threads()}
 
     def _save(self, path: Path) -> None:
         from .checkpoint import save_checkpoint
@@ -490,6 +507,11 @@ class Trainer:
             rng.set_state(self.epoch_rng_state)
             self.perm = rng.permutation(self.n_train)
         rng.set_state(ckpt.rng_state)
+        then, now = pos.get("blas_threads"), blas_threads()
+        if then is not None and now is not None and then != now and self.backend.name != "cupy":
+            print(f"note: {self.run_dir} was trained with {then} BLAS thread(s) and resumes with {now}; the "
+                  f"result will not be bit-identical to an uninterrupted run (OPENBLAS_NUM_THREADS={then} "
+                  f"restores that)", file=self.err, flush=True)
         done = self.epoch - 1
         if self.settings.epochs < done:
             raise SettingsError(f"--epochs {self.settings.epochs} is fewer than the {done} epochs already trained in "

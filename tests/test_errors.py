@@ -576,3 +576,20 @@ def test_a_matching_checksum_is_what_lets_the_mnist_pickle_through(tmp_path, mon
 def test_battery_size():
     """The battery only grows: a guard against rows lost in an edit."""
     assert len(CASES) >= 70
+
+
+def test_a_resume_with_another_blas_thread_count_says_so(tmp_path, monkeypatch):
+    """Exact resume needs the same BLAS thread count: the checkpoint records it, a change is named."""
+    import io
+
+    from gmvae_np import train as train_module
+
+    settings = preset("spiral", n_per_arm=20, epochs=1, batch_size=25, plots=False)
+    monkeypatch.setattr(train_module, "blas_threads", lambda: 1)
+    Trainer(settings, tmp_path, out=io.StringIO()).run()
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.npz").extra["position"]["blas_threads"] == 1
+    for now, noted in ((1, False), (3, True)):
+        monkeypatch.setattr(train_module, "blas_threads", lambda: now)
+        err = io.StringIO()
+        Trainer(settings.replace(epochs=1 + now), tmp_path, resume=True, out=io.StringIO(), err=err)
+        assert ("trained with 1 BLAS thread(s) and resumes with 3" in err.getvalue()) == noted, err.getvalue()

@@ -25,7 +25,7 @@ from gmvae_np.checkpoint import CheckpointError, load_checkpoint
 from gmvae_np.data import Dataset
 from gmvae_np.presets import SettingsError, preset
 from gmvae_np.train import (TRAIN_KEYS, RunDirError, Trainer, TrainingDiverged, TrainingInterrupted,
-                            read_settings, train)
+                            blas_threads, read_settings, train)
 from strategies import BACKENDS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,7 +225,13 @@ def test_real_signals_stop_cleanly_and_resume_exactly(tmp_path, uninterrupted):
     from gmvae_np.cli import run
 
     rng = random.Random()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    # the child must compute with as many BLAS threads as this process (which made `uninterrupted` and
+    # runs the resume): with 1 thread here and 2 there, evaluation sums round differently, and the bytes
+    # differ whenever the signal lands after the first evaluation
+    threads = blas_threads()
+    pinned = {} if threads is None else {k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                                    "MKL_NUM_THREADS")}
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **pinned)
     for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
         run_dir = tmp_path / sig.name
         args = ["--n-per-arm", "40", "--epochs", "3", "--batch-size", "16", "--lr", "3e-3", "--no-plots",
