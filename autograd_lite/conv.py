@@ -94,9 +94,12 @@ from typing import NamedTuple
 import numpy as np
 
 from .ops import _need, _node
-from .tensor import Tensor, _mismatch
+from .tensor import FRESH_GRADIENT_OPS, Tensor, _mismatch
 
 __all__ = ["conv2d", "conv_transpose2d", "patch_index"]
+
+# both backwards return new arrays (products, sums, views of them), one per input: see tensor.py
+FRESH_GRADIENT_OPS.update({"conv2d", "conv_transpose2d"})
 
 
 # -- the index: which pixel does each window read at each kernel offset -----------------------------
@@ -278,8 +281,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
             gb = _channel_sums(b, g2)
         return gx, gw, gb
 
-    return _node(_images(b, out, win.n, win.oh, win.ow), (x, weight, bias), backward, "conv2d",
-                 fresh_grads=True)
+    return _node(_images(b, out, win.n, win.oh, win.ow), (x, weight, bias), backward, "conv2d")
 
 
 def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
@@ -309,8 +311,7 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
             gb = _channel_sums(b, _pixels(b, g, zero_slot=False))
         return gx, gw, gb
 
-    return _node(xp.permute_dims(out, (0, 3, 1, 2)), (x, weight, bias), backward, "conv_transpose2d",
-                 fresh_grads=True)
+    return _node(xp.permute_dims(out, (0, 3, 1, 2)), (x, weight, bias), backward, "conv_transpose2d")
 
 
 # -- argument checks: one clear line per mistake -------------------------------------------------------

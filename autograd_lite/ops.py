@@ -16,20 +16,21 @@ import builtins
 import numbers
 
 from .backend import BackendError, backend_of_array
-from .tensor import Tensor, _mismatch, is_grad_enabled, tensor as _as_tensor
+from .tensor import FRESH_GRADIENT_OPS, Tensor, _mismatch, is_grad_enabled, tensor as _as_tensor
 
 # -- plumbing --------------------------------------------------------------------------------------
 
-def _node(data, parents: tuple, backward, op: str, fresh_grads: bool = False) -> Tensor:
-    """Wrap a result; record the graph edge only if some parent needs a gradient.
-
-    ``fresh_grads=True`` promises that ``backward`` returns new arrays, a different one per parent,
-    which nothing else holds: the engine then hands them to leaves without a copy (tensor.py).
-    """
+def _node(data, parents: tuple, backward, op: str) -> Tensor:
+    """Wrap a result; record the graph edge only if some parent needs a gradient."""
     b = next(p.backend for p in parents if isinstance(p, Tensor))
     if is_grad_enabled() and builtins.any(isinstance(p, Tensor) and p.requires_grad for p in parents):
-        return Tensor(data, b, True, parents, backward, op, fresh_grads)
+        return Tensor(data, b, True, parents, backward, op)
     return Tensor(data, b)
+
+
+# These backwards return new arrays (products), a different one per parent: the engine may hand them
+# to leaves without a copy (tensor.py, FRESH_GRADIENT_OPS).
+FRESH_GRADIENT_OPS.update({"mul", "div", "matmul"})
 
 
 def _need(t) -> bool:
@@ -109,8 +110,7 @@ def mul(a, b) -> Tensor:
     a, b = _operands(a, b)
     ad, bd = _d(a), _d(b)
     return _node(ad * bd, (a, b),
-                 lambda g: (g * bd if _need(a) else None, g * ad if _need(b) else None), "mul",
-                 fresh_grads=True)
+                 lambda g: (g * bd if _need(a) else None, g * ad if _need(b) else None), "mul")
 
 
 def div(a, b) -> Tensor:
@@ -118,8 +118,7 @@ def div(a, b) -> Tensor:
     ad, bd = _d(a), _d(b)
     out = ad / bd
     return _node(out, (a, b),
-                 lambda g: (g / bd if _need(a) else None, -g * out / bd if _need(b) else None), "div",
-                 fresh_grads=True)
+                 lambda g: (g / bd if _need(a) else None, -g * out / bd if _need(b) else None), "div")
 
 
 def neg(x: Tensor) -> Tensor:
@@ -154,7 +153,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         gb = xp.matmul(xp.matrix_transpose(ad), g) if _need(b) else None
         return ga, gb
 
-    return _node(xp.matmul(ad, bd), (a, b), backward, "matmul", fresh_grads=True)
+    return _node(xp.matmul(ad, bd), (a, b), backward, "matmul")
 
 
 # -- elementwise functions -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ products). ``loss.backward()`` then
 About step 5: a gradient may be an array someone else still holds (``add`` hands the same ``g`` to both
 parents; ``reshape`` returns a view of it; the seed is the caller's), so a leaf normally gets a copy.
 An op whose backward always returns new arrays, one per parent (``matmul``, ``mul``, the convolutions),
-says so with ``fresh_grads=True``; its gradients reach a leaf as they are. That spares copying the
+is listed in ``FRESH_GRADIENT_OPS``; its gradients reach a leaf as they are. That spares copying the
 weight gradients, the bulk of a network's gradient memory, at every step.
 
 Gradients (``.grad``) are plain arrays of the tensor's backend, like the data.
@@ -32,6 +32,10 @@ from array_api_compat import array_namespace
 from .backend import Backend, BackendError, BackendMismatchError, backend_of_array, get_backend
 
 _grad_enabled = True
+
+FRESH_GRADIENT_OPS: set = set()
+"""Names of the ops whose backward returns new arrays, a different one per parent, that nothing else
+holds (each op file adds its own). ``backward`` hands their gradients to leaves without a copy."""
 
 
 def is_grad_enabled() -> bool:
@@ -70,11 +74,11 @@ class Tensor:
     """An n-dimensional array that can record the operations applied to it."""
 
     __slots__ = ("data", "backend", "requires_grad", "grad", "_parents", "_backward_fn", "_op",
-                 "_fresh_grads", "__weakref__")
+                 "__weakref__")
     __array_priority__ = 1000  # make NumPy defer to Tensor's reflected operators
 
     def __init__(self, data, backend: Backend, requires_grad: bool = False,
-                 parents: tuple = (), backward_fn=None, op: str | None = None, fresh_grads: bool = False):
+                 parents: tuple = (), backward_fn=None, op: str | None = None):
         self.data = data
         self.backend = backend
         self.requires_grad = requires_grad
@@ -82,8 +86,6 @@ class Tensor:
         self._parents = parents
         self._backward_fn = backward_fn
         self._op = op
-        # True when backward_fn returns new arrays, a different one per parent, that nothing else holds
-        self._fresh_grads = fresh_grads
 
     # -- basic properties ------------------------------------------------------------------------
     @property
@@ -200,7 +202,7 @@ class Tensor:
                 # the first gradient may be an array another node still uses: never add in place
                 if prev is None:
                     grads[key] = pg
-                    if node._fresh_grads:
+                    if node._op in FRESH_GRADIENT_OPS:
                         owned.add(key)
                 else:
                     grads[key] = prev + pg

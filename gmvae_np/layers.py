@@ -39,6 +39,7 @@ import numpy as np
 import autograd_lite as ag
 from autograd_lite import Tensor
 from autograd_lite.backend import Backend, BackendError, backend_of_array, get_backend
+from autograd_lite.tensor import FRESH_GRADIENT_OPS
 
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm", "ReLU", "Tanh",
            "Sigmoid", "Identity", "Flatten", "Reshape", "Sequential", "ModuleList", "batch_norm",
@@ -472,6 +473,10 @@ def batch_norm_normalize(x: Tensor, axes: tuple, eps: float):
     return batch_norm(x, None, None, axes, eps)
 
 
+# batch_norm's backward returns new arrays, one per input: leaves may keep them uncopied (tensor.py)
+FRESH_GRADIENT_OPS.add("batch_norm")
+
+
 def batch_norm(x: Tensor, weight: Tensor | None, bias: Tensor | None, axes: tuple, eps: float):
     """weight * x_hat + bias (per channel) with x_hat as in :func:`batch_norm_normalize`, as one primitive.
 
@@ -531,7 +536,7 @@ def batch_norm(x: Tensor, weight: Tensor | None, bias: Tensor | None, axes: tupl
     parents = (x, weight, bias)
     data = unrows(out2)
     if ag.is_grad_enabled() and any(isinstance(p, Tensor) and p.requires_grad for p in parents):
-        out = Tensor(data, be, True, parents, backward, "batch_norm", fresh_grads=True)
+        out = Tensor(data, be, True, parents, backward, "batch_norm")
     else:
         out = Tensor(data, be)
     return out, xp.reshape(mean, stat_shape), xp.reshape(var, stat_shape)

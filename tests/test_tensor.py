@@ -117,9 +117,13 @@ def test_gradients_do_not_alias_each_other_or_the_data(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_fresh_gradients_reach_leaves_uncopied_others_are_copied(backend):
-    """An op that promises new arrays (fresh_grads=True) hands them to a leaf as they are; else a copy."""
+def test_fresh_gradients_reach_leaves_uncopied_others_are_copied(backend, monkeypatch):
+    """An op listed in FRESH_GRADIENT_OPS hands its new arrays to a leaf as they are; others, a copy."""
     from autograd_lite.ops import _node
+    from autograd_lite.tensor import FRESH_GRADIENT_OPS
+    assert {"matmul", "mul", "div", "conv2d", "conv_transpose2d"} <= FRESH_GRADIENT_OPS
+    monkeypatch.setattr(sys.modules["autograd_lite.tensor"], "FRESH_GRADIENT_OPS",
+                        FRESH_GRADIENT_OPS | {"double_fresh"})
     made = []
 
     def backward(g):
@@ -128,7 +132,8 @@ def test_fresh_gradients_reach_leaves_uncopied_others_are_copied(backend):
 
     for fresh in (True, False):
         x = on(backend, np.array([1.0, -2.0]))
-        _node(x.data * 2.0, (x,), backward, "double", fresh_grads=fresh).backward(np.ones(2))
+        op = "double_fresh" if fresh else "double"
+        _node(x.data * 2.0, (x,), backward, op).backward(np.ones(2))
         np.testing.assert_array_equal(host(x.grad, backend), [2.0, 2.0])
         x.grad[...] = 5.0  # the very array the backward made, or a copy of it
         assert np.all(host(made[-1], backend) == 5.0) == fresh
