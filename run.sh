@@ -20,16 +20,16 @@ setup_env() {
     else
         if [ ! -x .venv/bin/python ]; then
             py=$(command -v python3 || command -v python || true)
-            [ -n "$py" ] || { echo "run.sh: no python3 found; install Python >= 3.10" >&2; exit 2; }
+            [ -n "$py" ] || { echo "error: no python3 found; install Python >= 3.10" >&2; exit 2; }
             "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-                || { echo "run.sh: Python >= 3.10 is needed, found $("$py" --version 2>&1)" >&2; exit 2; }
+                || { echo "error: Python >= 3.10 is needed, found $("$py" --version 2>&1)" >&2; exit 2; }
             echo "run.sh: creating .venv (first use)" >&2
             "$py" -m venv .venv
         fi
         PY="$here/.venv/bin/python"
     fi
     # Install (or refresh) the project when it is not importable from this environment.
-    if ! "$PY" -c 'import autograd_lite, gmvae_np, hypothesis, array_api_strict, pytest' >/dev/null 2>&1; then
+    if ! "$PY" -c 'import autograd_lite, gmvae_np, hypothesis, array_api_strict, pytest, threadpoolctl' >/dev/null 2>&1; then
         echo "run.sh: installing gmvae-np and its test dependencies into $(dirname "$(dirname "$PY")")" >&2
         "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
         "$PY" -m pip install --quiet -e ".[test]"
@@ -68,7 +68,7 @@ case "$cmd" in
     *)
         script="experiments/$(echo "$cmd" | tr '-' '_').py"
         if [ ! -f "$script" ]; then
-            echo "run.sh: unknown command '$cmd'; choose test, bench, plot or an experiment: $(./run.sh list | tr '\n' ' ')" >&2
+            echo "error: unknown command '$cmd'; choose test, bench, plot or an experiment: $(./run.sh list | tr '\n' ' ')" >&2
             exit 2
         fi
         setup_env

@@ -4,7 +4,7 @@ One table, ``CASES``, lists them. Each case says how to provoke the fault (files
 own tmp_path, then the command-line arguments), what must come back (exit code 2 and a fragment of the
 one-line message) and, where the library has the same door, which exception the library raises with the
 same fragment. Every case is run through the real command line in-process (``gmvae_np.cli.main``) with
-stderr captured, and must print exactly one line starting ``error:`` (``run.sh:`` for the launcher's
+stderr captured, and must print exactly one line starting ``error:`` (as the launcher's
 own errors), no traceback, and nothing on stdout. Add a row when the code learns a new refusal.
 
 Beside the table: checkpoints are written with ordinary file permissions, and the only pickle the
@@ -509,7 +509,7 @@ def test_unknown_experiment_of_the_launcher(tmp_path):
                           timeout=60, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("run.sh: unknown command 'nonsense'"), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: unknown command 'nonsense'"), proc.stderr
     assert "spiral" in lines[0] and "mnist" in lines[0]
     with pytest.raises(ValueError, match="unknown experiment 'nonsense'; one of spiral"):
         main("nonsense", [])              # the scripts' own entry point: a programming error
