@@ -1,0 +1,289 @@
+"""Regenerate every figure of the docs (docs/figures/*.png) and print the tables of docs/results.md.
+
+The figures are drawn from run directories alone (config.json, metrics.jsonl, snapshot.npz; see
+gmvae_np/plots.py), so they can be redrawn at any time without training again:
+
+    python docs/make_figures.py                 draw every figure whose runs exist, list the missing runs
+    python docs/make_figures.py --tables        also print the Markdown tables of docs/results.md
+    python docs/make_figures.py --commands      print the commands that train every expected run
+
+The runs it expects live under --runs (default runs/docs); RUNS below lists each one with the command
+that makes it. A figure whose runs are missing is skipped with the command to run, and the exit code is 1.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+try:
+    from gmvae_np import plots
+except ImportError:  # a checkout that was not installed
+    sys.path.insert(0, str(ROOT))
+    from gmvae_np import plots
+
+ABLATION_EPOCHS = 500     # the preset's default; evaluated every 25 epochs to save time (docs/results.md)
+_SHORT = f"--epochs {ABLATION_EPOCHS} --eval-every 25 --log-every 0 --no-plots"
+
+# run name -> (command that trains it into RUNS_DIR/<name>, caption of its panel)
+CV_ABLATION = {
+    "abl-eta1-alpha0": ("./run.sh spiral --eta 1 --alpha 0 " + _SHORT, "η=1, α=0"),
+    "abl-eta0-alpha0": ("./run.sh spiral --eta 0 --alpha 0 " + _SHORT, "η=0, α=0"),
+    "abl-eta0-alpha1": ("./run.sh spiral --eta 0 --alpha 1 " + _SHORT, "η=0, α=1"),
+    "abl-eta1-alpha2": ("./run.sh spiral --eta 1 --alpha 2 " + _SHORT, "η=1, α=2"),
+}
+MI_ABLATION = {
+    f"mi-lam{lam}": (f"./run.sh spiral --variant mi --lam {lam} " + _SHORT, f"mi, λ={lam}")
+    for lam in ("0", "0.5", "1", "2")
+}
+MNIST = {   # the rows of the paper's Table 1, shortened (docs/results.md)
+    "mnist_fc-K10-M1": ("./run.sh mnist-fc --K 10 --epochs 6 --log-every 0 --no-plots", "K=10, M=1"),
+    "mnist_fc-K10-M10": ("./run.sh mnist-fc --K 10 --mc 10 --epochs 1 --no-plots", "K=10, M=10"),
+    "mnist_fc-K16-M1": ("./run.sh mnist-fc --K 16 --epochs 6 --log-every 0 --no-plots", "K=16, M=1"),
+    "mnist_fc-K16-M10": ("./run.sh mnist-fc --K 16 --mc 10 --epochs 2 --no-plots", "K=16, M=10"),
+}
+RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "η=3, α=2 (the preset)"),
+        **CV_ABLATION, **MI_ABLATION, **MNIST}
+
+MAX_BYTES = 300_000
+
+
+# --------------------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------------------
+def save_png(fig: Figure, path: Path, palette: bool = True) -> Path:
+    """Write a figure as a PNG, with a 256-colour palette for charts (a third of the bytes)."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    image = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
+    if palette:
+        image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    image.save(buffer, format="png", optimize=True)
+    if buffer.tell() > MAX_BYTES:
+        raise SystemExit(f"error: {path.name} would be {buffer.tell():,} bytes, over the docs' limit of "
+                         f"{MAX_BYTES:,}; draw it smaller")
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading runs
+# --------------------------------------------------------------------------------------------------
+def final_eval(run: plots.Run) -> dict:
+    """The last evaluated epoch's metrics, with the epoch added."""
+    for record in reversed(run.metrics):
+        if "eval" in record:
+            return {"epoch": record["epoch"], **record["eval"]}
+    return {}
+
+
+def wall_seconds(run_dir: Path) -> tuple[float | None, list]:
+    """Total seconds since the run started, and the per-epoch records of timing.jsonl."""
+    path = run_dir / "timing.jsonl"
+    if not path.is_file():
+        return None, []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return (rows[-1]["seconds"] if rows else None), rows
+
+
+def existing(runs_dir: Path, names) -> tuple[dict, list]:
+    """The runs of ``names`` that exist and have a snapshot, and the names that do not."""
+    found, missing = {}, []
+    for name in names:
+        try:
+            run = plots.read_run(runs_dir / name)
+        except plots.RunDirError:
+            run = None
+        if run is None or run.snapshot is None:
+            missing.append(name)
+        else:
+            found[name] = run
+    return found, missing
+
+
+# --------------------------------------------------------------------------------------------------
+# The side-by-side ablation figure
+# --------------------------------------------------------------------------------------------------
+def _ellipses(ax, mean: np.ndarray, logvar: np.ndarray, colors, nstd: float = 2.0) -> None:
+    for i in range(len(mean)):
+        half = nstd * np.exp(0.5 * np.clip(logvar[i], -30.0, 30.0))
+        ax.add_patch(Ellipse(xy=mean[i], width=2 * half[0], height=2 * half[1], fill=False, lw=1.4,
+                             edgecolor=colors[i], zorder=3))
+    ax.scatter(mean[:, 0], mean[:, 1], marker="*", s=90, c=colors, edgecolors="black", linewidths=0.6,
+               zorder=4)
+
+
+def _view(points: np.ndarray, margin: float = 0.08):
+    lo, hi = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
+    pad = margin * np.maximum(hi - lo, 1e-6)
+    return (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
+
+
+def _draw_run(top, bottom, run: plots.Run, caption: str) -> None:
+    """Top axes: the data coloured by predicted cluster; bottom axes: the latent x means with the prior
+    components at w = 0 as 2-sigma ellipses. The top axes are titled with the run's scores."""
+    snap, ev = run.snapshot, final_eval(run)
+    pred = np.argmax(snap["proba"], axis=1)
+    k = snap["proba"].shape[1]
+    colors = plots.cluster_colors(k)
+    y, xm = snap["y"].reshape(len(pred), -1), snap["x_mean"].reshape(len(pred), -1)
+    used = int(np.count_nonzero(np.bincount(pred, minlength=k)))
+    top.scatter(y[:, 0], y[:, 1], c=colors[pred], s=2, lw=0)
+    top.set_title(f"{caption}\npurity {ev.get('purity', math.nan):.2f}  "
+                  f"NMI {ev.get('nmi', math.nan):.2f}  clusters {used}", fontsize=9)
+    top.set_aspect("equal", adjustable="datalim")   # the spiral keeps its shape; the latent view is fitted
+    bottom.scatter(xm[:, 0], xm[:, 1], c=colors[pred], s=2, lw=0)
+    xlim, ylim = _view(xm)
+    if "prior_mean" in snap and "prior_logvar" in snap:
+        _ellipses(bottom, snap["prior_mean"].reshape(k, -1), snap["prior_logvar"].reshape(k, -1), colors)
+    bottom.set_xlim(*xlim)
+    bottom.set_ylim(*ylim)
+    for ax in (top, bottom):
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def draw_side_by_side(runs: dict, captions: dict, title: str, path: Path) -> Path:
+    """One column per run: the data by predicted cluster above, its latent space below."""
+    n = len(runs)
+    fig = Figure(figsize=(3.1 * n, 6.4), dpi=80, layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False)
+    for col, (name, run) in enumerate(runs.items()):
+        _draw_run(axes[0, col], axes[1, col], run, captions[name])
+    axes[0, 0].set_ylabel("data y, by cluster", fontsize=9)
+    axes[1, 0].set_ylabel("latent x means, prior at w = 0", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return save_png(fig, path)
+
+
+def draw_spiral_small(run: plots.Run, path: Path) -> Path:
+    """The README's figure: the spiral coloured by cluster beside its latent space."""
+    fig = Figure(figsize=(6.4, 3.3), dpi=80, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    _draw_run(left, right, run, f"./run.sh spiral, epoch {final_eval(run).get('epoch')}")
+    left.set_xlabel("data y, by cluster", fontsize=9)
+    right.set_xlabel("latent x means; prior components at w = 0", fontsize=9)
+    return save_png(fig, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------
+def ablation_table(runs: dict, captions: dict) -> str:
+    lines = ["| setting | epochs | purity | NMI | Hungarian acc. | clusters used | arms owning a cluster | -ELBO |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, run in runs.items():
+        ev = final_eval(run)
+        lines.append(f"| {captions[name]} | {ev['epoch']} | {ev['purity']:.3f} | {ev['nmi']:.3f} | "
+                     f"{ev['acc_hungarian']:.3f} | {ev['clusters_used']} | {ev['classes_owned']} of 5 | "
+                     f"{ev['neg_elbo']:.3f} |")
+    return "\n".join(lines)
+
+
+def mnist_table(runs: dict, captions: dict) -> str:
+    lines = ["| run | epochs | acc. (paper's criterion) | Hungarian acc. | NMI | clusters used | "
+             "test -ELBO | wall time |", "|---|---|---|---|---|---|---|---|"]
+    for name, run in runs.items():
+        ev = final_eval(run)
+        total, _ = wall_seconds(run.path)
+        lines.append(f"| {captions[name]} | {ev['epoch']} | {100 * ev['acc_paper']:.2f} | "
+                     f"{100 * ev['acc_hungarian']:.2f} | {ev['nmi']:.3f} | {ev['clusters_used']} | "
+                     f"{ev['neg_elbo']:.1f} | {total / 60:.0f} min |")
+    return "\n".join(lines)
+
+
+def epoch_table(run: plots.Run) -> str:
+    _, timing = wall_seconds(run.path)
+    seconds = {t["epoch"]: t for t in timing}
+    lines = ["| epoch | epoch time (s) | eval time (s) | acc. (paper) | Hungarian acc. | NMI | test -ELBO |",
+             "|---|---|---|---|---|---|---|"]
+    for record in run.metrics:
+        ev, t = record.get("eval", {}), seconds.get(record["epoch"], {})
+        if not ev:
+            continue
+        lines.append(f"| {record['epoch']} | {t.get('epoch_seconds', math.nan):.0f} | "
+                     f"{t.get('eval_seconds', math.nan):.1f} | {100 * ev['acc_paper']:.2f} | "
+                     f"{100 * ev['acc_hungarian']:.2f} | {ev['nmi']:.3f} | {ev['neg_elbo']:.1f} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
+    expected = "\n".join(f"  {name:<18s} {cmd} --out RUNS/{name}" for name, (cmd, _) in RUNS.items())
+    p = argparse.ArgumentParser(
+        description="Regenerate docs/figures/*.png from run directories (and print results tables).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="expected runs under --runs (RUNS), and the commands that make them:\n" + expected)
+    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "docs", metavar="RUNS",
+                   help="folder holding the run directories (default: runs/docs)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "figures", metavar="DIR",
+                   help="where the figures go (default: docs/figures)")
+    p.add_argument("--tables", action="store_true", help="print the Markdown tables of docs/results.md")
+    p.add_argument("--commands", action="store_true", help="print the training commands and exit")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.commands:
+        for name, (cmd, _) in RUNS.items():
+            print(f"{cmd} --out {args.runs / name}")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    captions = {name: caption for name, (_, caption) in RUNS.items()}
+    missing_all = []
+
+    def report(path: Path) -> None:
+        print(f"wrote {path} ({path.stat().st_size / 1000:.0f} kB)")
+
+    found, missing = existing(args.runs, ["spiral"])
+    missing_all += missing
+    if found:
+        run = found["spiral"]
+        report(draw_spiral_small(run, args.out / "spiral_small.png"))
+        for draw, name in ((plots.draw_latent, "spiral_latent.png"), (plots.draw_recon_2d, "spiral_recon.png"),
+                           (plots.draw_learning_curves, "spiral_curves.png")):
+            report(draw(run, args.out / name))
+
+    cv_figure = [*CV_ABLATION, "spiral"]     # the paper's four settings, and the preset's beside them
+    for table, title, png in ((cv_figure, "cv variant, K = 8: the paper's Figure 2 settings, and the preset",
+                               "ablation_cv.png"),
+                              (MI_ABLATION, "mi variant, K = 8: the minimum-information threshold λ",
+                               "ablation_mi.png")):
+        found, missing = existing(args.runs, table)
+        missing_all += missing
+        if not missing:
+            report(draw_side_by_side(found, captions, f"spiral, {title}", args.out / png))
+            if args.tables:
+                print(f"\n{png}:\n{ablation_table(found, captions)}\n")
+
+    found, missing = existing(args.runs, MNIST)
+    missing_all += missing
+    if "mnist_fc-K16-M1" in found:
+        report(plots.draw_image_samples(found["mnist_fc-K16-M1"], args.out / "mnist_fc_samples.png"))
+    if found and args.tables:
+        print(f"\nMNIST:\n{mnist_table(found, captions)}\n")
+        for name, run in found.items():
+            print(f"\n{name} per epoch:\n{epoch_table(run)}\n")
+
+    if missing_all:
+        print("missing runs (figures skipped); train them with:", file=sys.stderr)
+        for name in dict.fromkeys(missing_all):     # each once, in order
+            print(f"  {RUNS[name][0]} --out {args.runs / name}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Tests of docs/make_figures.py, the one script that redraws the docs' figures, and of the figures.
+
+The script is run on tiny runs trained here (a few epochs of a small spiral and a small MNIST-shaped
+image set), so it is tested without the long runs the real figures come from. The committed figures
+are checked for size and for being used by a page.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gmvae_np.data import Dataset
+from gmvae_np.presets import preset
+from gmvae_np.train import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ROOT / "docs" / "figures"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "docs" / "make_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def make_figures():
+    return _load_script()
+
+
+def _tiny_spiral(run_dir: Path, **changes) -> None:
+    settings = preset("spiral", epochs=2, n_per_arm=40, batch_size=50, hidden=8, plots=False, **changes)
+    Trainer(settings, run_dir, verbose=False).run()
+
+
+def _tiny_images(run_dir: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(60, 1, 28, 28)) > 0.5).astype(np.float32)
+    data = Dataset(name="mnist", x_train=x[:50], y_train=np.arange(50) % 10, x_test=x[50:],
+                   y_test=np.arange(10), likelihood="bernoulli").flat()
+    settings = preset("mnist_fc", epochs=1, K=4, Dx=3, Dw=2, hidden=8, batch_size=25, plots=False)
+    Trainer(settings, run_dir, dataset=data, verbose=False).run()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, make_figures):
+    root = tmp_path_factory.mktemp("runs")
+    for name in ["spiral", *make_figures.CV_ABLATION]:
+        _tiny_spiral(root / name)
+    for name in make_figures.MI_ABLATION:
+        _tiny_spiral(root / name, variant="mi")
+    _tiny_images(root / "mnist_fc-K16-M1")
+    return root
+
+
+def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, capsys):
+    out = tmp_path / "figures"
+    code = make_figures.main(["--runs", str(runs), "--out", str(out), "--tables"])
+    printed = capsys.readouterr()
+    # one MNIST run is left out on purpose: the script names it with its command and exits 1
+    assert code == 1
+    assert "mnist_fc-K10-M1" in printed.err and "./run.sh mnist-fc --K 10" in printed.err
+    expected = {"spiral_small.png", "spiral_latent.png", "spiral_recon.png", "spiral_curves.png",
+                "ablation_cv.png", "ablation_mi.png", "mnist_fc_samples.png"}
+    assert {p.name for p in out.iterdir()} == expected
+    for path in out.iterdir():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path.name
+        assert path.stat().st_size < make_figures.MAX_BYTES, path.name
+    # the tables hold one row per run, with the run's own numbers
+    for caption in ("η=1, α=0", "η=0, α=0", "η=0, α=1", "η=1, α=2", "mi, λ=0.5", "K=16, M=1"):
+        assert f"| {caption} |" in printed.out
+    assert "mnist_fc-K16-M1 per epoch" in printed.out
+
+
+def test_missing_runs_name_their_commands(make_figures, tmp_path, capsys):
+    code = make_figures.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "figs")])
+    err = capsys.readouterr().err
+    assert code == 1
+    for name, (command, _) in make_figures.RUNS.items():
+        assert f"{command} --out {tmp_path / 'nothing' / name}" in err
+
+
+def test_commands_option_lists_every_run(make_figures, capsys):
+    assert make_figures.main(["--commands"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(make_figures.RUNS)
+    assert all(line.startswith("./run.sh ") for line in lines)
+
+
+def test_committed_figures_are_small_and_used():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in pages if p.exists())
+    used = set(re.findall(r"figures/([\w.-]+\.png)", text))
+    present = {p.name for p in FIGURES.glob("*.png")}
+    assert present, "docs/figures holds no figures; run python docs/make_figures.py"
+    assert present <= used, f"figures no page shows: {sorted(present - used)}"
+    for path in FIGURES.glob("*.png"):
+        assert path.stat().st_size < 300_000, f"{path.name} is {path.stat().st_size:,} bytes; keep figures < 300 KB"
