@@ -206,7 +206,7 @@ class Adam(Optimizer):
 
         Everything is updated in place (*=, +=, -=): m and v are ours, and theta is the parameter's own
         memory (``ag.tensor`` copies when ``requires_grad=True``), so nobody else sees the writes; g is
-        only read. Each line is one pass over the block, and only two temporaries are made.
+        only read. Each line is one pass over the block; the few temporaries are block-sized.
         """
         beta1, beta2 = self.betas
         if self.weight_decay:
