@@ -10,28 +10,20 @@ import math
 
 import numpy as np
 import pytest
+from blas import one_blas_thread
 
 import autograd_lite as ag
 from gmvae_np import model as model_module
 from gmvae_np.cli import format_table, main, parse_seeds, run, summarize
-from gmvae_np.presets import EXPERIMENTS, Settings, SettingsError
+from gmvae_np.presets import EXPERIMENTS, Settings, SettingsError, preset
 
 TINY = ["--n-per-arm", "20", "--epochs", "2", "--batch-size", "25", "--no-plots", "--lr", "3e-3"]
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
-    """These models are tiny: extra BLAS threads only add overhead, and they stall on a busy machine.
-
-    Module scope, so module fixtures run under it too: results are bit-identical only for a fixed number
-    of BLAS threads.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional helper: without it the tests are only slower
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
+    """Module scope, so module fixtures run under it too (see tests/blas.py)."""
+    with one_blas_thread():
         yield
 
 
@@ -74,8 +66,9 @@ def test_help_lists_every_setting_with_its_default(experiment, capsys):
     for flag in ("--out", "--resume", "--seeds", "-gpu", "--gpu"):
         assert flag in text
     if experiment == "spiral":
-        for default in ("(default: 8)", "(default: 500)", "(default: 200)", "(default: 2.0)"):
-            assert default in text
+        spiral = preset("spiral")
+        for value in (spiral.K, spiral.epochs, spiral.batch_size, spiral.alpha):
+            assert f"(default: {value})" in text
 
 
 def test_options_override_the_preset(tmp_path):

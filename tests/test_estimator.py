@@ -5,6 +5,7 @@ three clusters is broken, so the quality assertion is strict (adjusted Rand inde
 """
 import numpy as np
 import pytest
+from blas import one_blas_thread
 
 from gmvae_np import GMVAEClustering
 from gmvae_np.estimator import NotFittedError
@@ -21,17 +22,8 @@ def blobs(n_per=60, d=5, k=3, spread=6.0, seed=0):
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
-    """These models are tiny: extra BLAS threads only add overhead, and they stall on a busy machine.
-
-    Module scope, so module fixtures run under it too: results are bit-identical only for a fixed number
-    of BLAS threads.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional helper: without it the tests are only slower
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
+    """Module scope, so module fixtures run under it too (see tests/blas.py)."""
+    with one_blas_thread():
         yield
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from blas import one_blas_thread
 
 from gmvae_np.cli import run
 from gmvae_np.presets import EXPERIMENTS, PRESETS, Settings, preset
@@ -27,17 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
-    """These models are tiny: extra BLAS threads only add overhead, and they stall on a busy machine.
-
-    Module scope, so module fixtures run under it too: results are bit-identical only for a fixed number
-    of BLAS threads.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional helper: without it the tests are only slower
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
+    """Module scope, so module fixtures run under it too (see tests/blas.py)."""
+    with one_blas_thread():
         yield
 
 

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 import pytest
+from blas import one_blas_thread
 
 import autograd_lite as ag
 from gmvae_np.data import make_spiral
@@ -33,13 +34,8 @@ TERMS = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consisten
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
-    """Tiny models: extra BLAS threads only add overhead on a busy machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional helper: without it the tests are only slower
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
+    """Module scope, so module fixtures run under it too (see tests/blas.py)."""
+    with one_blas_thread():
         yield
 
 

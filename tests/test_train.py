@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from blas import one_blas_thread
 
 import autograd_lite as ag
 from gmvae_np import model as model_module
@@ -34,17 +35,8 @@ CLUSTER_KEYS = ("acc_paper", "acc_hungarian", "nmi", "ari", "purity", "clusters_
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
-    """These models are tiny: extra BLAS threads only add overhead, and they stall on a busy machine.
-
-    Module scope, so module fixtures run under it too: results are bit-identical only for a fixed number
-    of BLAS threads.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an optional helper: without it the tests are only slower
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
+    """Module scope, so module fixtures run under it too (see tests/blas.py)."""
+    with one_blas_thread():
         yield
 
 
