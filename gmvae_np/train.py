@@ -549,7 +549,9 @@ class Trainer:
                 for name in ("metrics.jsonl", "timing.jsonl"):
                     (self.run_dir / name).write_bytes(b"")
         if self.verbose and not self.resume:
-            print(f"{s.experiment}: {self.data.summary()}; {self.model.num_parameters():,} parameters; "
+            about = self.data.summary()   # starts with the data set's name; add the experiment's if other
+            about = about if about.startswith(f"{s.experiment}:") else f"{s.experiment}: {about}"
+            print(f"{about}; {self.model.num_parameters():,} parameters; "
                   f"backend {self.backend.name} ({self.backend.device}); "
                   f"{self.steps_per_epoch} steps of {s.batch_size} per epoch", file=self.out, flush=True)
         elif self.verbose and self.epoch > s.epochs:
