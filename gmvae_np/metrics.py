@@ -75,12 +75,18 @@ def paper_accuracy(proba, labels) -> float:
 
     Unlike the Hungarian accuracy, several clusters may take the same label (K may exceed the number of
     classes, as with K=14 for MNIST's 10 digits), and the label comes from one sample, not a vote.
-    Ties go to the lowest index (np.argmax).
+    When several samples share a cluster's highest probability (one-hot or saturated probabilities),
+    the cluster takes the majority label of those tied samples (the smallest label if that is tied too),
+    so the result does not depend on the order of the samples. A sample whose row ties between clusters
+    goes to the lowest cluster index (np.argmax).
     """
     labels = _ints(labels, "labels")
     p = _proba(proba, labels.size)
-    cluster_label = labels[np.argmax(p, axis=0)]  # l_k for every cluster k, shape (K,)
-    predicted = cluster_label[np.argmax(p, axis=1)]  # l_{k_i} for every sample, shape (n,)
+    classes, label_ids = np.unique(labels, return_inverse=True)
+    most_confident = p == p.max(axis=0, keepdims=True)           # (n, K): the samples i_k of each cluster
+    votes = most_confident.T.astype(np.int64) @ np.eye(classes.size, dtype=np.int64)[label_ids]  # (K, C)
+    cluster_label = classes[np.argmax(votes, axis=1)]            # l_k for every cluster k, shape (K,)
+    predicted = cluster_label[np.argmax(p, axis=1)]              # l_{k_i} for every sample, shape (n,)
     return float(np.mean(predicted == labels))
 
 

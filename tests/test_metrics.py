@@ -169,7 +169,8 @@ def test_invariant_to_renaming_clusters_and_reordering_samples(case):
 def test_paper_accuracy_invariant_to_cluster_and_sample_order(case):
     _, labels, rng = case
     k = int(rng.integers(1, 6))
-    proba = rng.dirichlet(np.ones(k), size=labels.size)  # continuous: ties have probability zero
+    # continuous for k >= 2 (ties have probability zero); k = 1 ties every sample at 1.0
+    proba = rng.dirichlet(np.ones(k), size=labels.size)
     base = paper_accuracy(proba, labels)
     cols = rng.permutation(k)
     rows = rng.permutation(labels.size)
@@ -238,3 +239,15 @@ def test_ari_large_n_no_overflow():
     assert 0.7 < value < 0.9
     skm = pytest.importorskip("sklearn.metrics")
     assert value == pytest.approx(skm.adjusted_rand_score(labels, pred), abs=1e-10)
+
+
+def test_paper_accuracy_settles_ties_by_the_tied_samples_majority():
+    # One-hot probabilities: all three samples of cluster 0 tie at 1.0, with labels 1, 0, 0. The majority
+    # of the tied samples is 0, so the cluster is labelled 0 and 2 of 3 are right, whichever comes first.
+    proba = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    for labels in ([1, 0, 0, 2], [0, 1, 0, 2], [0, 0, 1, 2]):
+        assert paper_accuracy(proba, np.array(labels)) == 3 / 4
+    # the case hypothesis found: one cluster, fourteen tied samples, one of them labelled 1
+    labels = np.array([1] + [0] * 13)
+    assert paper_accuracy(np.ones((14, 1)), labels) == 13 / 14
+    assert paper_accuracy(np.ones((14, 1)), labels[::-1]) == 13 / 14
