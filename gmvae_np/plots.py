@@ -449,6 +449,15 @@ def _predicted(snap: dict) -> np.ndarray:
     return np.argmax(snap["proba"], axis=1)
 
 
+def _points_by_cluster(snap: dict):
+    """What every per-point figure starts from: the data as rows, each row's predicted cluster, K,
+    one colour per cluster, the number of rows per cluster, and the rows to draw (a subsample)."""
+    y = snap["y"].reshape(len(snap["y"]), -1)
+    pred = _predicted(snap)
+    k = snap["proba"].shape[1]
+    return y, pred, k, cluster_colors(k), np.bincount(pred, minlength=k), _thin(len(y))
+
+
 def _scatter_by_cluster(ax, points, pred, colors, s=6) -> None:
     ax.scatter(points[:, 0], points[:, 1], c=colors[pred], s=s, lw=0, rasterized=False)
 
@@ -466,12 +475,7 @@ def draw_latent(run: Run, path) -> pathlib.Path | None:
     snap = run.snapshot
     if snap is None:
         return None
-    y = snap["y"].reshape(len(snap["y"]), -1)
-    pred = _predicted(snap)
-    k = snap["proba"].shape[1]
-    colors = cluster_colors(k)
-    counts = np.bincount(pred, minlength=k)
-    keep = _thin(len(y))
+    y, pred, k, colors, counts, keep = _points_by_cluster(snap)
     thinned = f"  ({len(keep):,} of {len(y):,} points)" if len(keep) < len(y) else ""
 
     panels = [("data y by predicted cluster", y[:, :2], None)]
@@ -528,11 +532,8 @@ def draw_recon_2d(run: Run, path) -> pathlib.Path | None:
     snap = run.snapshot
     if snap is None or ("recon" not in snap and "samples" not in snap):
         return None
-    y = snap["y"].reshape(len(snap["y"]), -1)[:, :2]
-    pred = _predicted(snap)
-    k = snap["proba"].shape[1]
-    colors = cluster_colors(k)
-    keep = _thin(len(y))
+    y, pred, k, colors, _, keep = _points_by_cluster(snap)
+    y = y[:, :2]
 
     panels = []
     if "recon" in snap:
@@ -733,13 +734,8 @@ def draw_clusters(run: Run, path) -> pathlib.Path | None:
     snap = run.snapshot
     if snap is None:
         return None
-    y = snap["y"].reshape(len(snap["y"]), -1)
-    pred = _predicted(snap)
-    k = snap["proba"].shape[1]
-    colors = cluster_colors(k)
-    counts = np.bincount(pred, minlength=k)
+    y, pred, k, colors, counts, keep = _points_by_cluster(snap)
     has_labels = "labels" in snap
-    keep = _thin(len(y))
     comps, share = _pca2(y[keep])
 
     ncols = 3 if has_labels else 2
