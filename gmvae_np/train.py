@@ -66,11 +66,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -79,6 +77,7 @@ import numpy as np
 
 import autograd_lite as ag
 
+from .atomic import write_atomic
 from .data import Dataset, load_dataset, load_matrix, make_spiral
 from .metrics import clustering_report, contingency
 from .presets import Settings, SettingsError
@@ -199,33 +198,8 @@ def _package_version() -> str:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Small host-side helpers: atomic files, JSON lines
+# Small host-side helpers: JSON lines (files are written with atomic.write_atomic)
 # ------------------------------------------------------------------------------------------------------
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Call write(file) on a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _json_line(record: dict) -> str:
     return json.dumps(record, separators=(", ", ": ")) + "\n"
 
@@ -242,7 +216,7 @@ def _keep_lines_before(path: Path, epoch: int) -> None:
             continue  # a half-written last line
         if isinstance(e, int) and e < epoch:
             kept.append(line if line.endswith("\n") else line + "\n")
-    _write_atomic(path, lambda f: f.write("".join(kept).encode("utf-8")))
+    write_atomic(path, lambda f: f.write("".join(kept).encode("utf-8")))
 
 
 def _classes_owned(pred: np.ndarray, labels: np.ndarray) -> int:
@@ -447,7 +421,7 @@ class Trainer:
                          "last_partial_batch": "dropped", "optimizer": "Adam(betas=(0.9, 0.999), eps=1e-8)"},
         }
         text = json.dumps(config, indent=2) + "\n"
-        _write_atomic(self.run_dir / "config.json", lambda f: f.write(text.encode("utf-8")))
+        write_atomic(self.run_dir / "config.json", lambda f: f.write(text.encode("utf-8")))
 
     def _append(self, name: str, record: dict) -> None:
         with open(self.run_dir / name, "a", encoding="utf-8") as f:
@@ -742,7 +716,7 @@ class Trainer:
         }
         if self.y_eval is not None:
             arrays["labels"] = np.asarray(self.y_eval[:n], dtype=np.int64)
-        _write_atomic(self.run_dir / "snapshot.npz", lambda f: np.savez(f, **arrays))
+        write_atomic(self.run_dir / "snapshot.npz", lambda f: np.savez(f, **arrays))
 
     # -- output ---------------------------------------------------------------------------------------
     def _progress(self, v: dict, steps_done: int, elapsed: float) -> None:
