@@ -35,6 +35,7 @@ BACKENDS = [
         pytest.mark.gpu,
         pytest.mark.skipif(not ag.gpu_available(), reason="cupy backend: no CuPy or no CUDA device here")]),
 ]
+OTHER_THAN_NUMPY = BACKENDS[1:]  # the backends whose results are compared with NumPy's
 
 MAX_SIDE = 3  # small sides keep gradcheck's element-by-element pass cheap
 MAX_DIMS = 3

@@ -14,12 +14,7 @@ from gmvae_np import Adam, GMVAE, GMVAEConfig
 from gmvae_np.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint, restore,
                                  save_checkpoint)
 
-BACKENDS = [
-    "numpy",
-    "strict",
-    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not ag.gpu_available(), reason="needs CuPy and a CUDA device")]),
-]
+from strategies import BACKENDS, OTHER_THAN_NUMPY  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
 
 
 def _config(**overrides):
@@ -115,7 +110,7 @@ def test_adam_state_is_saved_not_reset(tmp_path):
     assert max(diff) > 1e-6
 
 
-@pytest.mark.parametrize("target", [b for b in BACKENDS if b != "numpy"])
+@pytest.mark.parametrize("target", OTHER_THAN_NUMPY)
 def test_checkpoint_moves_between_backends(tmp_path, target):
     model, opt = _trained("numpy")
     path = _save(tmp_path / "c.npz", model, opt)

@@ -21,12 +21,7 @@ from hypothesis import strategies as st
 import autograd_lite as ag
 from autograd_lite.conv import _device_index, conv2d, conv_transpose2d, patch_index
 
-BACKENDS = [
-    "numpy",
-    "strict",
-    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not ag.gpu_available(), reason="needs CuPy and a CUDA device")]),
-]
+from strategies import BACKENDS  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
 
 
 def t(a, backend, grad=False):

@@ -13,12 +13,7 @@ from scipy import integrate, special, stats
 import autograd_lite as ag
 from gmvae_np import elbo
 
-BACKENDS = [
-    "numpy",
-    "strict",
-    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not ag.gpu_available(), reason="needs CuPy and a CUDA device")]),
-]
+from strategies import BACKENDS  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
 
 M, B, K, DX, DW, D = 2, 3, 4, 2, 3, 5
 

@@ -15,12 +15,7 @@ from scipy import integrate, special, stats
 import autograd_lite as ag
 from autograd_lite import functional as F
 
-BACKENDS = [
-    "numpy",
-    "strict",
-    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not ag.gpu_available(), reason="needs CuPy and a CUDA device")]),
-]
+from strategies import BACKENDS  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
 
 
 def t(a, backend, grad=False, dtype="float64"):

@@ -15,12 +15,7 @@ from gmvae_np.layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, Identi
                              ModuleList, Parameter, ReLU, Reshape, Sequential, Sigmoid, Tanh,
                              batch_norm_normalize)
 
-BACKENDS = [
-    "numpy",
-    "strict",
-    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not ag.gpu_available(), reason="cupy backend needs CuPy and a CUDA device")]),
-]
+from strategies import BACKENDS  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
 
 
 def host(a):

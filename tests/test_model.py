@@ -16,12 +16,7 @@ from gmvae_np import elbo
 from gmvae_np.model import GMVAE, LOGVAR_LIMIT, GMVAEConfig
 from gmvae_np.optim import Adam
 
-BACKENDS = [
-    "numpy",
-    "strict",
-    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not ag.gpu_available(), reason="needs CuPy and a CUDA device")]),
-]
+from strategies import BACKENDS, OTHER_THAN_NUMPY  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
 
 TINY = dict(K=3, Dx=2, Dw=2, hidden=3)
 
@@ -392,7 +387,7 @@ def test_sample_draws_every_cluster():
 
 # -- backends ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+@pytest.mark.parametrize("backend", OTHER_THAN_NUMPY)
 @pytest.mark.parametrize("arch, likelihood, variant", [("fc", "bernoulli", "cv"), ("fc", "gaussian", "mi"),
                                                        ("conv", "bernoulli", "mi")])
 def test_other_backends_match_numpy_in_float64(backend, arch, likelihood, variant):

@@ -10,12 +10,7 @@ import autograd_lite as ag
 from gmvae_np.layers import BatchNorm, Linear, Sequential, Tanh
 from gmvae_np.optim import SGD, Adam
 
-BACKENDS = [
-    "numpy",
-    "strict",
-    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not ag.gpu_available(), reason="cupy backend needs CuPy and a CUDA device")]),
-]
+from strategies import BACKENDS  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
 
 
 def param(values, backend, dtype="float64"):
