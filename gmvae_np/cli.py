@@ -14,6 +14,9 @@ default is the preset's value, so ``--help`` lists them all. Beyond the settings
                          tables); ``--resume RUN_DIR`` continues such a series where it stopped
     -gpu N, --gpu        the original code's habit: -gpu 1 (or --gpu) means --backend cupy, -gpu 0 numpy
 
+The variants read different weights (gmvae_np.elbo.objective): cv reads --alpha and --eta, mi reads
+--lam. Giving a weight the chosen variant does not read is refused rather than silently ignored.
+
 Exit codes: 0 done; 2 a user error (bad option or value, missing data, unusable run directory, corrupt
 checkpoint, unavailable backend), printed as one line ``error: ...`` without a traceback; 1 training
 stopped because a loss term became NaN or infinite; 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after
@@ -34,7 +37,7 @@ from .data import DataError
 from .presets import EXPERIMENTS, PRESETS, Settings, SettingsError, preset
 from .train import RunDirError, Trainer, TrainingDiverged, TrainingInterrupted, read_settings
 
-__all__ = ["main", "run", "build_parser", "parse_seeds", "summarize"]
+__all__ = ["main", "run", "build_parser", "parse_seeds", "summarize", "check_variant_flags"]
 
 RESUME_MAY_CHANGE = ("epochs", "backend", "data_dir", "log_every", "eval_every", "plot_every", "plots")
 SPIRAL_ONLY = ("n_per_arm",)
@@ -138,6 +141,25 @@ def _given(args) -> dict:
             raise SettingsError(f"-gpu {gpu} and --backend {given['backend']} disagree; give only one of them")
         given["backend"] = "cupy" if gpu else "numpy"
     return given
+
+
+# The weights each variant's objective reads (gmvae_np.elbo.objective); the others play no part in it.
+VARIANT_WEIGHTS = {"cv": ("alpha", "eta"), "mi": ("lam",)}
+
+
+def check_variant_flags(variant: str, given: dict) -> None:
+    """Refuse a weight given on the command line that the chosen variant's objective does not read.
+
+    Left silent, ``--variant mi --eta 3`` would train exactly as ``--variant mi`` while the user believes
+    the z prior was weighted.
+    """
+    unused = [k for k in ("alpha", "eta", "lam") if k in given and k not in VARIANT_WEIGHTS[variant]]
+    if unused:
+        other = "mi" if variant == "cv" else "cv"
+        raise SettingsError(f"{', '.join(map(_flag, unused))} {'plays' if len(unused) == 1 else 'play'} no part in "
+                            f"the {variant} variant's objective (it reads "
+                            f"{', '.join(_flag(k) for k in VARIANT_WEIGHTS[variant])}); leave "
+                            f"{'it' if len(unused) == 1 else 'them'} out or add --variant {other}")
 
 
 def _say(msg: str, stream=None) -> None:
@@ -293,6 +315,7 @@ def _run(experiment: str, args) -> int:
         return _single(experiment, settings, root, resume=True)
 
     settings = preset(experiment, **given)
+    check_variant_flags(settings.variant, given)
     if args.seeds:
         seeds = parse_seeds(args.seeds)
         root = Path(args.out or f"runs/{experiment}-{settings.variant}-seeds{args.seeds.replace(',', '_')}")

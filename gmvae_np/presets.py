@@ -95,8 +95,8 @@ class Settings:
                             "(minimum-information constraint, the paper's final version)",
                       choices=("cv", "mi"))
     alpha: float = _s(1.0, "weight of the consistency-violation term (cv variant; main.lua -cvWeight)")
-    eta: float = _s(1.0, "weight of the z-prior term (main.lua -zPriorWeight)")
-    lam: float = _s(0.5, "free-bits threshold lambda of the z prior (main.lua -lambda)")
+    eta: float = _s(1.0, "weight of the z-prior term (cv variant; main.lua -zPriorWeight)")
+    lam: float = _s(0.5, "free-bits threshold lambda of the z prior (mi variant; main.lua -lambda)")
     mc: int = _s(1, "Monte Carlo samples M of x and w per data point (main.lua -nMC)")
     dtype: str = _s("float32", "floating-point type of parameters and data", choices=("float32", "float64"))
 

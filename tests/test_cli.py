@@ -14,7 +14,7 @@ from blas import one_blas_thread
 
 import autograd_lite as ag
 from gmvae_np import model as model_module
-from gmvae_np.cli import format_table, main, parse_seeds, run, summarize
+from gmvae_np.cli import check_variant_flags, format_table, main, parse_seeds, run, summarize
 from gmvae_np.presets import EXPERIMENTS, Settings, SettingsError, preset
 
 TINY = ["--n-per-arm", "20", "--epochs", "2", "--batch-size", "25", "--no-plots", "--lr", "3e-3"]
@@ -114,6 +114,9 @@ def test_cupy_missing_is_a_user_error(tmp_path, capsys, argv):
     (["--seeds", "3-1"], "--seeds '3-1' is not a list of seeds"),
     (["-gpu", "0", "--backend", "strict"], "disagree"),
     (["--data", "x.csv"], "unrecognized arguments: --data x.csv"),   # only custom reads a matrix
+    (["--lam", "1"], "--lam plays no part in the cv variant's objective (it reads --alpha, --eta)"),
+    (["--variant", "mi", "--eta", "3"], "--eta plays no part in the mi variant's objective (it reads --lam)"),
+    (["--variant", "mi", "--alpha", "0", "--eta", "2"], "--alpha, --eta play no part in the mi variant's"),
 ])
 def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys, argv, fragment):
     assert code_of("spiral", TINY + argv + ["--out", str(tmp_path / "run")]) == 2
@@ -248,3 +251,9 @@ def test_series_of_seeds_and_its_resume(tmp_path, capsys):
     one_error_line(capsys, "--K cannot change")
     assert code_of("custom", ["--resume", str(root)]) == 2
     one_error_line(capsys, "is a series of experiment 'spiral'")
+
+
+@pytest.mark.parametrize("variant, given", [("cv", {"alpha": 2.0, "eta": 3.0}), ("mi", {"lam": 1.0}),
+                                            ("cv", {}), ("mi", {"K": 4})])
+def test_each_variant_accepts_its_own_weights(variant, given):
+    check_variant_flags(variant, given)   # returns quietly; the refusals are in the table above
