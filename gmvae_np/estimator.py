@@ -54,7 +54,8 @@ class GMVAEClustering:
     variant     "cv" (consistency violation) or "mi" (minimum-information constraint)
     epochs, batch_size, lr     Adam training: passes over the data, rows per step, learning rate
     hidden, Dx, Dw             network width and the sizes of the latents x and w
-    alpha, eta, lam            weights of the consistency violation and z prior, free-bits threshold
+    alpha, eta, lam            weights of the consistency violation and z prior (read by cv only),
+                               free-bits threshold (read by mi only)
     mc          Monte Carlo samples per row
     likelihood  "gaussian" (real-valued columns) or "bernoulli" (values in [0, 1])
     standardize z-score each column before training (Gaussian likelihood only); the same scaling is
