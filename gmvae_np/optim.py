@@ -44,7 +44,8 @@ __all__ = ["Optimizer", "Adam", "SGD"]
 
 
 class Optimizer:
-    """What Adam and SGD share: the parameter list, lazily created per-parameter state, zero_grad."""
+    """What Adam and SGD share: the parameter list, lazily created per-parameter state, zero_grad,
+    and the loop of ``step``; each subclass writes only its update rule, ``_apply``."""
 
     _state_arrays: tuple = ()  # names of the per-parameter arrays kept in the state
     _hyper: tuple = ()  # names of the hyperparameters saved in state_dict
@@ -76,6 +77,23 @@ class Optimizer:
         """Forget every parameter's gradient (``.grad = None``)."""
         for p in self.params:
             p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient; those whose ``.grad`` is None are skipped and
+        their step count does not advance. The rule itself is the subclass's ``_apply``."""
+        with ag.no_grad():
+            for i, p in enumerate(self.params):
+                if p.grad is None:
+                    continue
+                g = self._gradient(i, p)
+                s = self._state_for(i, p)
+                s["step"] += 1
+                self._apply(p, g, s)
+
+    def _apply(self, p: Tensor, g, s: dict) -> None:
+        """One update of parameter ``p`` in place, from its gradient array ``g`` and its state ``s``
+        (``s["step"]`` already counts this step)."""
+        raise NotImplementedError
 
     # -- state on the parameter's device -----------------------------------------------------------
     def _state_for(self, i: int, p: Tensor) -> dict:
@@ -186,20 +204,13 @@ class Adam(Optimizer):
         self.lr, self.betas = float(lr), (float(betas[0]), float(betas[1]))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
 
-    def step(self) -> None:
+    def _apply(self, p: Tensor, g, s: dict) -> None:
         beta1, beta2 = self.betas
-        with ag.no_grad():
-            for i, p in enumerate(self.params):
-                if p.grad is None:
-                    continue
-                g = self._gradient(i, p)
-                s = self._state_for(i, p)
-                s["step"] += 1
-                t = s["step"]
-                bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
-                theta, m, v = p.data, s["m"], s["v"]
-                for rows in _row_blocks(p.shape, p.backend.block_size):
-                    self._update(theta[rows], g[rows], m[rows], v[rows], bias1, bias2, p.backend.xp)
+        t = s["step"]
+        bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
+        theta, m, v = p.data, s["m"], s["v"]
+        for rows in _row_blocks(p.shape, p.backend.block_size):
+            self._update(theta[rows], g[rows], m[rows], v[rows], bias1, bias2, p.backend.xp)
 
     def _update(self, theta, g, m, v, bias1, bias2, xp) -> None:
         """One Adam update of (a block of) a parameter, in place on the views theta, m and v.
@@ -262,18 +273,11 @@ class SGD(Optimizer):
         self.lr, self.momentum = float(lr), float(momentum)
         self._state_arrays = ("momentum_buffer",) if self.momentum else ()
 
-    def step(self) -> None:
-        with ag.no_grad():
-            for i, p in enumerate(self.params):
-                if p.grad is None:
-                    continue
-                g = self._gradient(i, p)
-                s = self._state_for(i, p)
-                s["step"] += 1
-                if self.momentum:
-                    buf = s["momentum_buffer"]
-                    buf *= self.momentum
-                    buf += g
-                    g = buf
-                theta = p.data  # the parameter's own memory: updated in place, as Adam does
-                theta -= self.lr * g
+    def _apply(self, p: Tensor, g, s: dict) -> None:
+        if self.momentum:
+            buf = s["momentum_buffer"]
+            buf *= self.momentum
+            buf += g
+            g = buf
+        theta = p.data  # the parameter's own memory: updated in place, as Adam does
+        theta -= self.lr * g
