@@ -40,7 +40,7 @@ from .train import RunDirError, Trainer, TrainingDiverged, TrainingInterrupted, 
 __all__ = ["main", "run", "build_parser", "parse_seeds", "summarize", "check_variant_flags"]
 
 RESUME_MAY_CHANGE = ("epochs", "backend", "data_dir", "log_every", "eval_every", "plot_every", "plots")
-SPIRAL_ONLY = ("n_per_arm",)
+SPIRAL_ONLY = ("n_per_arm", "curl")
 CUSTOM_ONLY = ("data", "labels", "standardize")
 HIGHER_IS_BETTER = ("acc_paper", "acc_hungarian", "nmi", "ari", "purity", "clusters_used", "classes_owned")
 
@@ -92,7 +92,7 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
             continue
         if f.name == "dataset":
             continue  # the experiment fixes its data set
-        group_name = "data" if f.name in ("data_dir", "data", "labels", "standardize", "n_per_arm") else "settings"
+        group_name = "data" if f.name in ("data_dir",) + CUSTOM_ONLY + SPIRAL_ONLY else "settings"
         group = groups.get(group_name) or groups.setdefault(group_name, p.add_argument_group(group_name))
         default = getattr(defaults, f.name)
         help_text = f.metadata["help"].replace("%", "%%")

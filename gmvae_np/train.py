@@ -121,7 +121,7 @@ class TrainingInterrupted(Exception):
 def load_data(settings: Settings) -> Dataset:
     """The data set named by the settings, on the host, shaped for the settings' network."""
     if settings.dataset == "spiral":
-        data = make_spiral(n_per_arm=settings.n_per_arm, seed=SPIRAL_DATA_SEED)
+        data = make_spiral(n_per_arm=settings.n_per_arm, curl=settings.curl, seed=SPIRAL_DATA_SEED)
     elif settings.dataset == "custom":
         data = load_matrix(settings.data, labels=settings.labels, standardize=settings.standardize)
     else:

@@ -16,6 +16,7 @@ import autograd_lite as ag
 from gmvae_np import model as model_module
 from gmvae_np.cli import check_variant_flags, format_table, main, parse_seeds, run, summarize
 from gmvae_np.presets import EXPERIMENTS, Settings, SettingsError, preset
+from gmvae_np.train import load_data
 
 TINY = ["--n-per-arm", "20", "--epochs", "2", "--batch-size", "25", "--no-plots", "--lr", "3e-3"]
 
@@ -56,8 +57,8 @@ def test_help_lists_every_setting_with_its_default(experiment, capsys):
     for f in dataclasses.fields(Settings):
         if f.name in ("experiment", "dataset"):
             continue
-        if f.name == "n_per_arm" and experiment != "spiral":
-            assert "--n-per-arm" not in text
+        if f.name in ("n_per_arm", "curl") and experiment != "spiral":
+            assert "--" + f.name.replace("_", "-") not in text
             continue
         if f.name in ("data", "labels", "standardize") and experiment != "custom":
             continue
@@ -78,6 +79,16 @@ def test_options_override_the_preset(tmp_path):
     assert (settings["K"], settings["Dx"], settings["variant"], settings["seed"], settings["epochs"]) == \
         (5, 3, "mi", 7, 2)
     assert settings["Dw"] == 2 and settings["hidden"] == 100      # untouched preset values
+
+
+def test_curl_shapes_the_spiral_and_is_recorded(tmp_path):
+    out = tmp_path / "run"
+    assert run("spiral", TINY + ["--curl", "1", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["curl"] == 1.0 and "curl=1.0" in config["data"]["source"]
+    turned = load_data(preset("spiral", n_per_arm=20, curl=1.0)).x_train
+    assert not np.allclose(turned, load_data(preset("spiral", n_per_arm=20)).x_train)
+    assert code_of("mnist", ["--curl", "1"]) == 2          # the other data sets have no arms to turn
 
 
 def test_default_run_directory(tmp_path, monkeypatch):
@@ -107,6 +118,7 @@ def test_cupy_missing_is_a_user_error(tmp_path, capsys, argv):
     (["--hidden", "0"], "--hidden must be a positive whole number"),
     (["--lr", "0"], "--lr must be a positive number"),
     (["--alpha", "-1"], "--alpha must be a number >= 0"),
+    (["--curl", "-1"], "--curl must be a number >= 0"),
     (["--backend", "tpu"], "invalid choice: 'tpu'"),
     (["--variant", "xx"], "invalid choice: 'xx'"),
     (["--dtype", "float16"], "invalid choice: 'float16'"),
