@@ -68,6 +68,11 @@ class SettingsError(ValueError):
     """A setting with an invalid value (one line: which setting, what is wrong, what to use)."""
 
 
+# Settings that came after run directories were first written, with the value every run before them
+# used: a stored spiral run without ``curl`` was trained on arms turning 2 rad, whatever the default is now.
+SPIRAL_BEFORE = {"curl": 2.0}
+
+
 def _s(default, help: str, **kw):
     """A settings field with its help text (shown by --help)."""
     return field(default=default, metadata={"help": help, **kw})
@@ -89,7 +94,7 @@ class Settings:
     standardize: bool = _s(True, "custom only: z-score each column of the matrix",
                            off="custom only: keep the matrix's columns as they are (no z-scoring)")
     n_per_arm: int = _s(1000, "spiral only: points per arm (5 arms)")
-    curl: float = _s(2.0, "spiral only: how far each arm turns from its inner to its outer end, in radians")
+    curl: float = _s(1.0, "spiral only: how far each arm turns from its inner to its outer end, in radians")
 
     # -- the model -----------------------------------------------------------------------------------
     arch: str = _s("fc", "network: fc (fully connected) or conv (convolutional, for 28x28 images)",
@@ -132,10 +137,14 @@ class Settings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Settings":
+        """Settings stored by an earlier run (config.json, seeds.json). A spiral run stored before a
+        setting existed gets the value it was trained with (SPIRAL_BEFORE), not today's default."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        if d.get("dataset") == "spiral":
+            d = {**SPIRAL_BEFORE, **d}
         return cls(**d).validate()
 
     def replace(self, **changes) -> "Settings":

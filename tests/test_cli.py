@@ -16,7 +16,7 @@ import autograd_lite as ag
 from gmvae_np import model as model_module
 from gmvae_np.cli import check_variant_flags, format_table, main, parse_seeds, run, summarize
 from gmvae_np.presets import EXPERIMENTS, Settings, SettingsError, preset
-from gmvae_np.train import load_data
+from gmvae_np.train import load_data, read_settings
 
 TINY = ["--n-per-arm", "20", "--epochs", "2", "--batch-size", "25", "--no-plots", "--lr", "3e-3"]
 
@@ -83,12 +83,27 @@ def test_options_override_the_preset(tmp_path):
 
 def test_curl_shapes_the_spiral_and_is_recorded(tmp_path):
     out = tmp_path / "run"
-    assert run("spiral", TINY + ["--curl", "1", "--out", str(out)]) == 0
+    assert run("spiral", TINY + ["--curl", "2", "--out", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["settings"]["curl"] == 1.0 and "curl=1.0" in config["data"]["source"]
-    turned = load_data(preset("spiral", n_per_arm=20, curl=1.0)).x_train
+    assert config["settings"]["curl"] == 2.0 and "curl=2.0" in config["data"]["source"]
+    turned = load_data(preset("spiral", n_per_arm=20, curl=2.0)).x_train
     assert not np.allclose(turned, load_data(preset("spiral", n_per_arm=20)).x_train)
     assert code_of("mnist", ["--curl", "1"]) == 2          # the other data sets have no arms to turn
+
+
+def test_a_spiral_run_from_before_curl_resumes_on_its_own_data(tmp_path):
+    """Runs written before --curl existed were trained on arms turning 2 rad, not today's default."""
+    assert preset("spiral").curl != 2.0
+    assert run("spiral", TINY + ["--curl", "2", "--out", str(tmp_path)]) == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["settings"]["curl"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert read_settings(tmp_path).curl == 2.0
+    assert run("spiral", ["--resume", str(tmp_path), "--epochs", "3", "--log-every", "0"]) == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["settings"]["curl"] == 2.0 and "curl=2.0" in config["data"]["source"]
+    assert Settings.from_dict({k: v for k, v in preset("mnist").to_dict().items() if k != "curl"}) == \
+        preset("mnist")                                  # only spiral runs have arms to turn
 
 
 def test_default_run_directory(tmp_path, monkeypatch):

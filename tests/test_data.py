@@ -50,19 +50,23 @@ def test_spiral_is_seeded():
     assert not np.array_equal(a.x_train, c.x_train)
 
 
-def test_spiral_arms_are_separable_and_curved():
+@pytest.mark.parametrize("curl", [None, 2.0])
+def test_spiral_arms_are_separable_and_curved(curl):
     from scipy.spatial import cKDTree
-    d = make_spiral()
+    d = make_spiral() if curl is None else make_spiral(curl=curl)
+    curl = 1.0 if curl is None else curl                   # the default turn
     # separable: every point's nearest neighbour lies on the same arm
     _, idx = cKDTree(d.x_train).query(d.x_train, k=2)
     assert np.mean(d.y_train[idx[:, 1]] == d.y_train) > 0.999
-    # curved: along an arm the polar angle turns by about curl * (t_outer - t_inner)
+    # curved: between the points with r < 0.35 (t < 0.17) and those with r > 0.9 (t > 0.87) the polar
+    # angle turns by about curl * (0.94 - 0.08) = 0.86 curl
     x = d.x_train[d.y_train == 0].astype(np.float64)
     r, ang = np.hypot(x[:, 0], x[:, 1]), np.arctan2(x[:, 1], x[:, 0])
     inner = np.angle(np.mean(np.exp(1j * ang[r < 0.35])))
     outer = np.angle(np.mean(np.exp(1j * ang[r > 0.9])))
     turn = np.angle(np.exp(1j * (outer - inner)))
-    assert 1.0 < turn < 2.0
+    assert 0.78 * curl < turn < 0.92 * curl, turn
+    assert f"curl={curl}" in d.extra["source"]
 
 
 def test_spiral_options_and_bad_arguments():
