@@ -72,7 +72,7 @@ def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, c
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path.name
         assert path.stat().st_size < make_figures.MAX_BYTES, path.name
     # the tables hold one row per run, with the run's own numbers
-    for caption in ("η=1, α=0", "η=0, α=0", "η=0, α=1", "η=1, α=2", "mi, λ=0.5", "K=16, M=1"):
+    for caption in ("η=1, α=0", "η=0, α=0", "η=0, α=1", "η=1, α=2 (the preset)", "mi, λ=0.5", "K=16, M=1"):
         assert f"| {caption} |" in printed.out
     assert "mnist_fc-K16-M1 per epoch" in printed.out
 

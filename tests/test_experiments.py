@@ -2,10 +2,10 @@
 run.sh dispatches to them, and a shortened spiral run clusters the arms.
 
 The spiral test is the end-to-end check of the whole stack (data -> model -> ELBO -> Adam -> metrics ->
-run directory -> figures): a shortened run of the spiral preset (200 of its 1,000 epochs) must give
-pure clusters (purity >= 0.85 against the true arms; the full run reaches 0.897 with the default seed)
-in which every arm owns at least one cluster. The full preset's numbers are reported in
-gmvae_np/presets.py.
+run directory -> figures): a shortened run of the spiral preset (100 of its 500 epochs) must give
+pure clusters (purity >= 0.93 against the true arms, where the project's bar for the full run is 0.95;
+the default seed gives 1.000 after 100 epochs, and seeds 1 to 6 give 0.936 or more) in which every arm
+owns at least one cluster. The full preset's numbers are reported in gmvae_np/presets.py.
 """
 import ast
 import io
@@ -36,7 +36,7 @@ def _one_blas_thread():
 # The original code's run.sh / main.lua settings (DESIGN.md section 4), as the presets must give them.
 ORIGINAL = {
     "spiral": dict(dataset="spiral", arch="fc", likelihood="gaussian", K=8, Dx=2, Dw=2, hidden=100, alpha=2.0,
-                   batch_size=200),
+                   batch_size=200, epochs=500, lr=1e-4),
     "mnist": dict(dataset="mnist", arch="conv", K=14, Dx=200, Dw=150, alpha=0.4, batch_size=50, epochs=100,
                   lr=1e-4),
     "mnist_fc": dict(dataset="mnist", arch="fc", K=14, Dx=200, Dw=150, hidden=1000, alpha=0.4, batch_size=50,
@@ -61,11 +61,7 @@ def test_preset_reproduces_the_original_settings(name):
     s = Settings(experiment=name, **PRESETS[name])
     for key, value in ORIGINAL[name].items():
         assert getattr(s, key) == value, (name, key)
-    if name == "spiral":                           # the spiral's documented deviations (presets.py)
-        assert (s.eta, s.mc, s.lr, s.epochs) == (3.0, 2, 1e-3, 1000)
-    else:
-        assert (s.eta, s.mc) == (1.0, 1)
-    assert (s.lam, s.dtype, s.variant) == (0.5, "float32", "cv")
+    assert (s.eta, s.mc, s.lam, s.dtype, s.variant) == (1.0, 1, 0.5, "float32", "cv")
     if name != "custom":
         assert preset(name) == s                   # valid as it stands
 
@@ -141,10 +137,10 @@ def test_custom_experiment_on_a_csv_with_a_label_column(tmp_path):
 
 def test_shortened_spiral_clusters_the_arms(tmp_path):
     """The spiral preset, shortened: pure clusters and every arm owning one, figures drawn at the end."""
-    s = preset("spiral", epochs=200, eval_every=200, plot_every=0)
+    s = preset("spiral", epochs=100, eval_every=100, plot_every=0)
     record = Trainer(s, tmp_path, out=io.StringIO(), err=io.StringIO()).run()
     ev = record["eval"]
-    assert ev["purity"] >= 0.85, ev
+    assert ev["purity"] >= 0.93, ev
     assert ev["classes_owned"] == ev["n_classes"] == 5, ev
     figures = {p.name for p in (tmp_path / "figures").glob("*.png")}
     assert {"learning_curves.png", "latent.png", "recon.png"} <= figures
