@@ -17,7 +17,7 @@ import scipy.io
 
 from gmvae_np import data
 from gmvae_np.data import (DATASETS, DataError, Dataset, load_cifar10, load_cifar100, load_dataset,
-                           load_fashion_mnist, load_matrix, load_mnist, load_stl10, load_svhn,
+                           load_fashion_mnist, load_matrix, load_mnist, load_stl10,
                            load_svhn_images, make_spiral, read_idx, zscore)
 
 

@@ -6,7 +6,8 @@ whose fence line is ```python slow runs only with --runslow: the page then has a
 ``<page>::with-slow``, marked slow, that runs every block. Tracebacks point at the page's own line
 numbers. Pages added later are picked up automatically: the list is read when the tests are collected.
 
-A second test per page checks that every relative link and image reference points at a file that exists.
+A second test per page checks that every relative link and image reference points at a file that exists,
+and a third that every link to an anchor (``page.md#heading``) names a heading of that page.
 """
 from __future__ import annotations
 
@@ -120,13 +121,60 @@ def _prose(text: str) -> str:
     return re.sub(r"(`+).*?\1", "", "\n".join(lines), flags=re.DOTALL)
 
 
-def relative_links(page: str) -> list:
-    """(target, is_image) for every link of the page that points inside the repository."""
+def _links(page: str) -> list:
+    """(target, is_image) for every link and image reference of the page."""
     text = _prose((ROOT / page).read_text(encoding="utf-8"))
     found = [(m.group(2), m.group(1) == "!") for m in _INLINE_LINK.finditer(text)]
     found += [(m.group(1), False) for m in _REFERENCE_DEF.finditer(text)]
     found += [(m.group(2), m.group(1).lower() in ("img", "source")) for m in _HTML_REF.finditer(text)]
-    return [(t, img) for t, img in found if not _SCHEME.match(t) and not t.startswith("#")]
+    return found
+
+
+def relative_links(page: str) -> list:
+    """(target, is_image) for every link of the page that points inside the repository."""
+    return [(t, img) for t, img in _links(page) if not _SCHEME.match(t) and not t.startswith("#")]
+
+
+_HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$")
+
+
+def heading_anchors(path: Path) -> set:
+    """The anchors GitHub gives a Markdown file's headings: the heading's text (link text for a link,
+    code without its backticks) in lower case, with everything but letters, digits, spaces, hyphens and
+    underscores dropped and spaces turned into hyphens; a repeated anchor gets -1, -2, ..."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    for _, _, line, code in parse_fences(text):
+        for k in range(line - 2, line - 1 + (code.count("\n") + 1 if code else 0) + 1):
+            if 0 <= k < len(lines):
+                lines[k] = ""
+    anchors, seen = set(), {}
+    for line in lines:
+        m = _HEADING.match(line)
+        if not m:
+            continue
+        title = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", m.group(1))
+        slug = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        anchors.add(slug if n == 0 else f"{slug}-{n}")
+    return anchors
+
+
+@pytest.mark.parametrize("page", doc_pages())
+def test_link_anchors_name_a_heading(page):
+    """A link to ``page.md#anchor`` (or ``#anchor`` on the same page) must land on a heading."""
+    base = (ROOT / page).parent
+    broken = []
+    for target, _ in _links(page):
+        if _SCHEME.match(target) or "#" not in target:
+            continue
+        path, anchor = target.split("#", 1)
+        path = unquote(path.split("?", 1)[0])
+        file = (ROOT / page) if not path else (ROOT / path.lstrip("/")) if path.startswith("/") else (base / path)
+        if file.suffix == ".md" and file.is_file() and unquote(anchor) not in heading_anchors(file):
+            broken.append(target)
+    assert not broken, f"{page}: these anchors name no heading of the page they point at: {', '.join(broken)}"
 
 
 @pytest.mark.parametrize("page", doc_pages())
@@ -166,6 +214,23 @@ def test_parser_finds_blocks_slow_marks_and_links(tmp_path, monkeypatch):
     blocks = python_blocks("page.md")
     assert blocks == [Block(4, "x = 1", False), Block(12, "y = x + 1", True)]
     assert sorted(relative_links("page.md")) == [("code.py", False), ("figures/p.png", True), ("other.md", False)]
+
+
+def test_heading_anchors_follow_github(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# 3. The spiral: the bar, and more\n"
+        "## The paper's `purity` (Figure 2) ##\n"
+        "## Overview\n"
+        "```text\n"
+        "## not a heading: inside a fence\n"
+        "```\n"
+        "## Overview\n"
+        "### See [the code](code.py)\n"
+        "#no-space is no heading\n",
+        encoding="utf-8")
+    assert heading_anchors(page) == {"3-the-spiral-the-bar-and-more", "the-papers-purity-figure-2", "overview",
+                                     "overview-1", "see-the-code"}
 
 
 def test_the_docs_are_collected():
