@@ -418,15 +418,15 @@ def draw_learning_curves(run: Run, path) -> pathlib.Path | None:
             any_eval_term = True
             ax.plot(xe, ye, ls="", marker="s", ms=3, color="C3")
         log = _maybe_log(ax, y, ye)
-        ax.set_title(key.replace("_", " ") + (" (log scale)" if log else ""), fontsize=10)
+        ax.set_title(key.replace("_", " ") + ("\n(log scale)" if log else ""), fontsize=10)
         ax.tick_params(labelsize=8)
     if terms:
         bottom.suptitle("ELBO terms per epoch" + (" (green line: train, red squares: eval)"
                                                   if any_eval_term else ", training set"),
                         fontsize=10, color="0.25")
-    for ax in list(top_axes) + list(term_axes):
+    for ax, narrow in [(ax, False) for ax in top_axes] + [(ax, True) for ax in term_axes]:
         ax.set_xlabel("epoch", fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True) if narrow else MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
 
     last = metrics[-1]["epoch"]
