@@ -110,15 +110,28 @@ _HTML_REF = re.compile(r"<(img|a|source)\b[^>]*?\b(?:src|href)\s*=\s*[\"']([^\"'
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
-def _prose(text: str) -> str:
-    """The page without fenced code blocks and inline code spans (links there are examples, not links)."""
+def _outside_fences(text: str) -> list:
+    """The page's lines, with the fenced code blocks (fence lines included) blanked out."""
     lines = text.splitlines()
     for _, _, line, code in parse_fences(text):
         n = code.count("\n") + 1 if code else 0
         for k in range(line - 2, line - 1 + n + 1):  # fence lines and the code between them
             if 0 <= k < len(lines):
                 lines[k] = ""
-    return re.sub(r"(`+).*?\1", "", "\n".join(lines), flags=re.DOTALL)
+    return lines
+
+
+def _prose(text: str) -> str:
+    """The page without fenced code blocks and inline code spans (links there are examples, not links)."""
+    return re.sub(r"(`+).*?\1", "", "\n".join(_outside_fences(text)), flags=re.DOTALL)
+
+
+def _resolve(page: str, path: str) -> Path:
+    """Where a link's path (without its #anchor) points, from the page; the page itself when empty."""
+    path = unquote(path.split("?", 1)[0])
+    if not path:
+        return ROOT / page
+    return (ROOT / path.lstrip("/")) if path.startswith("/") else ((ROOT / page).parent / path)
 
 
 def _links(page: str) -> list:
@@ -142,14 +155,8 @@ def heading_anchors(path: Path) -> set:
     """The anchors GitHub gives a Markdown file's headings: the heading's text (link text for a link,
     code without its backticks) in lower case, with everything but letters, digits, spaces, hyphens and
     underscores dropped and spaces turned into hyphens; a repeated anchor gets -1, -2, ..."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    for _, _, line, code in parse_fences(text):
-        for k in range(line - 2, line - 1 + (code.count("\n") + 1 if code else 0) + 1):
-            if 0 <= k < len(lines):
-                lines[k] = ""
     anchors, seen = set(), {}
-    for line in lines:
+    for line in _outside_fences(path.read_text(encoding="utf-8")):
         m = _HEADING.match(line)
         if not m:
             continue
@@ -164,14 +171,12 @@ def heading_anchors(path: Path) -> set:
 @pytest.mark.parametrize("page", doc_pages())
 def test_link_anchors_name_a_heading(page):
     """A link to ``page.md#anchor`` (or ``#anchor`` on the same page) must land on a heading."""
-    base = (ROOT / page).parent
     broken = []
     for target, _ in _links(page):
         if _SCHEME.match(target) or "#" not in target:
             continue
         path, anchor = target.split("#", 1)
-        path = unquote(path.split("?", 1)[0])
-        file = (ROOT / page) if not path else (ROOT / path.lstrip("/")) if path.startswith("/") else (base / path)
+        file = _resolve(page, path)
         if file.suffix == ".md" and file.is_file() and unquote(anchor) not in heading_anchors(file):
             broken.append(target)
     assert not broken, f"{page}: these anchors name no heading of the page they point at: {', '.join(broken)}"
@@ -179,11 +184,9 @@ def test_link_anchors_name_a_heading(page):
 
 @pytest.mark.parametrize("page", doc_pages())
 def test_relative_links_resolve(page):
-    base = (ROOT / page).parent
     broken = []
     for target, is_image in relative_links(page):
-        path = unquote(target.split("#", 1)[0].split("?", 1)[0])
-        resolved = (ROOT / path.lstrip("/")) if path.startswith("/") else (base / path)
+        resolved = _resolve(page, target.split("#", 1)[0])
         if not (resolved.is_file() if is_image else resolved.exists()):
             broken.append(f"{'image' if is_image else 'link'} {target!r}")
     assert not broken, f"{page}: these point at nothing (paths are relative to the page): {', '.join(broken)}"
