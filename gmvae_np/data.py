@@ -339,9 +339,9 @@ def make_spiral(n_per_arm: int = 1000, arms: int = 5, seed: int = 0, noise: floa
     The turn matters more than anything else to how well a GMVAE clusters the arms. The pinwheel data of
     Johnson et al. (2016) turn by about 0.85 rad over the middle 95% of each arm and 1.4 rad over its
     whole length. The spiral preset meets the project's purity bar of 0.95 with a turn of 1 rad, but not
-    with the 2 rad this function turned the arms by at first (purity about 0.81 over seeds; run
-    directories from then record no curl and are read back with 2). See docs/results.md, section 3,
-    and ``--curl`` on the command line.
+    with the 2 rad this function turned the arms by at first (mean purity over seeds 0.65, and 0.81 with
+    the best settings found; run directories from then record no curl and are read back with 2). See
+    docs/results.md, section 3, and ``--curl`` on the command line.
     Rows are shuffled; y_train holds each point's arm. There is no test split: clustering is evaluated
     on the training points.
     """
