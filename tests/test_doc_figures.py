@@ -55,6 +55,7 @@ def runs(tmp_path_factory, make_figures):
     for name in make_figures.MI_ABLATION:
         _tiny_spiral(root / name, variant="mi")
     _tiny_images(root / "mnist_fc-K16-M1")
+    _tiny_images(root / "mnist_fc-K10-M1")
     return root
 
 
@@ -62,11 +63,11 @@ def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, c
     out = tmp_path / "figures"
     code = make_figures.main(["--runs", str(runs), "--out", str(out), "--tables"])
     printed = capsys.readouterr()
-    # one MNIST run is left out on purpose: the script names it with its command and exits 1
+    # two MNIST runs are left out on purpose: the script names them with their commands and exits 1
     assert code == 1
-    assert "mnist_fc-K10-M1" in printed.err and "./run.sh mnist-fc --K 10" in printed.err
+    assert "mnist_fc-K10-M10" in printed.err and "./run.sh mnist-fc --K 10 --mc 10" in printed.err
     expected = {"spiral_small.png", "spiral_latent.png", "spiral_recon.png", "spiral_curves.png",
-                "ablation_cv.png", "ablation_mi.png", "mnist_fc_samples.png"}
+                "ablation_cv.png", "ablation_mi.png", "mnist_fc_samples.png", "mnist_fc_curves.png"}
     assert {p.name for p in out.iterdir()} == expected
     for path in out.iterdir():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path.name
@@ -75,6 +76,14 @@ def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, c
     for caption in ("η=1, α=0", "η=0, α=0", "η=0, α=1", "η=1, α=2 (the preset)", "mi, λ=0.5", "K=16, M=1"):
         assert f"| {caption} |" in printed.out
     assert "mnist_fc-K16-M1 per epoch" in printed.out
+
+
+def test_epoch_table_keeps_the_first_epochs_then_every_tenth_and_the_last(make_figures, tmp_path):
+    settings = preset("spiral", epochs=25, n_per_arm=10, batch_size=50, hidden=4, plots=False)
+    Trainer(settings, tmp_path / "long", verbose=False).run()
+    rows = make_figures.epoch_table(make_figures.plots.read_run(tmp_path / "long")).splitlines()[2:]
+    assert [int(row.split("|")[1]) for row in rows] == [*range(1, 11), 20, 25]
+    assert all(len(row.split("|")) == 10 for row in rows)     # eight columns, clusters used among them
 
 
 def test_missing_runs_name_their_commands(make_figures, tmp_path, capsys):
