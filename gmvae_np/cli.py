@@ -34,6 +34,7 @@ from pathlib import Path
 from autograd_lite.backend import BackendError
 
 from .data import DataError
+from .elbo import VARIANT_WEIGHTS
 from .presets import EXPERIMENTS, PRESETS, Settings, SettingsError, preset
 from .train import RunDirError, Trainer, TrainingDiverged, TrainingInterrupted, read_settings
 
@@ -143,17 +144,14 @@ def _given(args) -> dict:
     return given
 
 
-# The weights each variant's objective reads (gmvae_np.elbo.objective); the others play no part in it.
-VARIANT_WEIGHTS = {"cv": ("alpha", "eta"), "mi": ("lam",)}
-
-
 def check_variant_flags(variant: str, given: dict) -> None:
     """Refuse a weight given on the command line that the chosen variant's objective does not read.
 
     Left silent, ``--variant mi --eta 3`` would train exactly as ``--variant mi`` while the user believes
     the z prior was weighted.
     """
-    unused = [k for k in ("alpha", "eta", "lam") if k in given and k not in VARIANT_WEIGHTS[variant]]
+    weights = [k for names in VARIANT_WEIGHTS.values() for k in names]
+    unused = [k for k in weights if k in given and k not in VARIANT_WEIGHTS[variant]]
     if unused:
         other = "mi" if variant == "cv" else "cv"
         raise SettingsError(f"{', '.join(map(_flag, unused))} {'plays' if len(unused) == 1 else 'play'} no part in "

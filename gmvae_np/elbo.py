@@ -45,6 +45,8 @@ from autograd_lite import functional as F
 
 TERMS = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consistency_violation")
 VARIANTS = ("cv", "mi")
+# The weights each variant's objective (below) reads; the others play no part in it.
+VARIANT_WEIGHTS = {"cv": ("alpha", "eta"), "mi": ("lam",)}
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 

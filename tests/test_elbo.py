@@ -209,6 +209,21 @@ def test_objective_mi_holds_the_z_prior_at_lambda(backend, rng):
     np.testing.assert_allclose(_grad(terms["reconstruction"]), np.full(B, 1.0 / B))
 
 
+@pytest.mark.parametrize("variant", elbo.VARIANTS)
+def test_variant_weights_name_what_the_objective_reads(variant, rng):
+    """VARIANT_WEIGHTS (which the command line uses to refuse a weight that would be ignored) is the
+    truth: changing a listed weight changes the objective, changing any other leaves it as it was."""
+    terms = _terms("numpy", rng)
+    kl = float(terms["z_prior"].numpy().mean())
+    base = dict(alpha=0.4, eta=2.0, lam=kl + 1.0)          # lam above the KL, where mi reads it
+    value = elbo.objective(terms, variant, **base).item()
+    weights = [k for names in elbo.VARIANT_WEIGHTS.values() for k in names]
+    assert sorted(weights) == ["alpha", "eta", "lam"]
+    for name in weights:
+        changed = elbo.objective(terms, variant, **{**base, name: base[name] + 0.5}).item()
+        assert (changed != value) == (name in elbo.VARIANT_WEIGHTS[variant]), name
+
+
 def test_bad_variant_and_likelihood_are_refused(rng):
     terms = _terms("numpy", rng)
     with pytest.raises(ValueError, match="variant must be one of"):
