@@ -8,7 +8,8 @@ and a cluster z in {1..K}:
 
 Recognition: q(x|y) and q(w|y) are diagonal Gaussians; the cluster posterior is either a recognition head
 q(z|y) (variant ``cv``) or the exact p(z|x,w) of the generative model (variant ``mi``). With cluster
-weights p_k standing for whichever is used, the negative ELBO is a sum of five non-negative-ish terms:
+weights p_k standing for whichever is used, the negative ELBO is a sum of four terms (the three KLs are
+non-negative; the fifth function, ``consistency_violation``, is a regulariser and no part of the bound):
 
     -ELBO =   reconstruction         -E_q(x|y)[ log p(y|x) ]
             + conditional_prior       E_q(w|y)[ sum_k p_k KL( q(x|y) || N(mu_k(w), sigma2_k(w)) ) ]
@@ -116,6 +117,27 @@ def z_posterior(x, prior_mean, prior_logvar):
     x_k = ag.reshape(x, x.shape[:-1] + (1, x.shape[-1]))          # broadcast against the K components
     log_lik = F.gaussian_log_prob(x_k, prior_mean, prior_logvar)   # (..., K)
     return ag.log_softmax(log_lik, axis=-1)
+
+
+def mixture_prior(x, x_mean, x_logvar, prior_mean, prior_logvar):
+    """E_q(x|y)q(w|y)[ log q(x|y) - log sum_k pi_k N(x | mu_k(w), sigma2_k(w)) ].  Shape (B,).
+
+    With p(z|x,w) as the cluster posterior (variant mi), the conditional prior and the z prior of the
+    ELBO add up to exactly this: log p(x|w,z) + log pi_z - log p(z|x,w) = log p(x|w), whatever z is, so
+    z is summed out and one logsumexp over the K components replaces the closed-form KLs. The
+    ``conditional_prior + z_prior`` the paper's objective uses exceeds it in expectation by
+    sum_k Cov_q(x|y)( p(z=k|x,w), log N(x | mu_k(w), sigma2_k(w)) ) >= 0 (docs/gmvae.md, section 3), so
+    ``reconstruction + w_prior + mixture_prior`` is the tighter of the two upper bounds on -log p(y).
+
+    x: the M samples of x, (M, B, Dx); x_mean, x_logvar: (B, Dx); prior_mean, prior_logvar: (M, B, K, Dx).
+    A Monte Carlo average over the M samples, like every other term; differentiable, though only reported.
+    """
+    K = prior_mean.shape[-2]
+    log_q = F.gaussian_log_prob(x, x_mean, x_logvar)                    # (M, B)
+    x_k = ag.reshape(x, x.shape[:-1] + (1, x.shape[-1]))                # broadcast against the K components
+    log_n = F.gaussian_log_prob(x_k, prior_mean, prior_logvar)          # (M, B, K)
+    log_p_x_given_w = ag.logsumexp(log_n, axis=-1) - math.log(K)        # log sum_k pi_k N_k(x), pi_k = 1/K
+    return _average_over_samples(log_q - log_p_x_given_w)
 
 
 def negative_elbo(terms: dict):

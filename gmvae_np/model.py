@@ -396,3 +396,30 @@ class GMVAE(Module):
         c = self.config
         return (f"arch={c.arch!r}, likelihood={c.likelihood!r}, variant={c.variant!r}, K={c.K}, Dx={c.Dx}, "
                 f"Dw={c.Dw}, hidden={c.hidden}, input_shape={c.input_shape}")
+
+    # -- the exact bound with z summed out (reported, not trained on) --------------------------------
+    def marginal_negative_elbo(self, y, noise: dict | None = None) -> Tensor:
+        """-ELBO with the posterior q(x|y) q(w|y) p(z|x,w), z summed out exactly; a detached (B,) Tensor.
+
+        reconstruction + w_prior + elbo.mixture_prior: one logsumexp over the K components instead of the
+        closed-form conditional prior and z prior. For variant mi it is the exact value of the bound that
+        ``loss().neg_elbo`` approximates from above (never larger in expectation); for cv, p(z|x,w) is
+        the best cluster posterior given (x, w), so it is never larger than cv's -ELBO in expectation
+        either. ``noise`` and the train/eval mode work as in :meth:`loss`; M = config.mc samples.
+        """
+        c = self.config
+        with ag.no_grad():
+            y = self._as_input(y)
+            B, M = y.shape[0], c.mc
+            q = self._encode(y)
+            eps = self._noise(noise, M, B)
+            x = F.gaussian_sample(q["x_mean"], q["x_logvar"], eps["x"])           # (M, B, Dx)
+            w = F.gaussian_sample(q["w_mean"], q["w_logvar"], eps["w"])           # (M, B, Dw)
+            prior_mean, prior_logvar = self._prior(ag.reshape(w, (M * B, c.Dw)))
+            prior_mean = ag.reshape(prior_mean, (M, B, c.K, c.Dx))
+            prior_logvar = ag.reshape(prior_logvar, (M, B, c.K, c.Dx))
+            decoded = {k: ag.reshape(v, (M, B, c.input_size))
+                       for k, v in self._decode(ag.reshape(x, (M * B, c.Dx))).items()}
+            return (elbo.reconstruction(ag.reshape(y, (B, c.input_size)), decoded, c.likelihood)
+                    + elbo.w_prior(q["w_mean"], q["w_logvar"])
+                    + elbo.mixture_prior(x, q["x_mean"], q["x_logvar"], prior_mean, prior_logvar))
