@@ -9,7 +9,8 @@
 
 Files, in reading order: backend.py (where arrays live), tensor.py (the graph and backward),
 ops.py (the primitives, forward next to backward), conv.py (convolutions from one patch gather),
-functional.py (composites built from primitives), gradcheck.py (finite-difference checks).
+functional.py (composites built from primitives), gradcheck.py (finite-difference checks), viz.py
+(draw_graph: the recorded graph and its gradients, drawn with matplotlib).
 """
 from .backend import (BACKEND_NAMES, Backend, BackendError, BackendMismatchError, get_backend,
                       gpu_available)
@@ -20,6 +21,7 @@ from .ops import (abs, add, astype, broadcast_to, chunk, clamp, concat, div, exp
                   square, stack, sub, sum, take, tanh, transpose, where)
 from .conv import conv2d, conv_transpose2d
 from .gradcheck import GradcheckError, gradcheck
+from .viz import draw_graph, node_gradients, trace_graph
 from . import functional
 
 float32 = "float32"
