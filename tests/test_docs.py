@@ -1,7 +1,8 @@
 """The docs run: every ```python block of README.md and docs/*.md, and every relative link resolves.
 
 For each page, all its ```python blocks run in order in one namespace (a page is one script told in
-pieces), from a temporary working directory, with matplotlib's non-interactive Agg backend. A block
+pieces), from a temporary working directory, with matplotlib's non-interactive Agg backend (a page that
+has a notebook made from it, docs/notebooks/NAME.md, is run as that notebook by test_notebooks.py). A block
 whose fence line is ```python slow runs only with --runslow: the page then has a second test id,
 ``<page>::with-slow``, marked slow, that runs every block. Tracebacks point at the page's own line
 numbers. Pages added later are picked up automatically: the list is read when the tests are collected.
@@ -70,6 +71,8 @@ def python_blocks(page: str) -> list:
 def _run_params():
     params = []
     for page in doc_pages():
+        if (ROOT / page).with_suffix(".ipynb").exists():
+            continue   # a notebook's page: tests/test_notebooks.py runs the notebook made from it
         blocks = python_blocks(page)
         if not blocks:
             continue
