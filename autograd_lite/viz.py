@@ -132,7 +132,7 @@ def draw_graph(root: Tensor, names: dict | None = None, gradients: bool = True, 
     box_w, box_h = 0.8, 0.66
     for parent, child in edges:
         (x0, y0), (x1, y1) = pos[id(parent)], pos[id(child)]
-        bend = 0.0 if x1 - x0 < 1.5 else (0.4 if y0 >= y1 else -0.4)   # arc over the boxes it skips
+        bend = 0.0 if x1 - x0 < 1.5 else (0.55 if y0 >= y1 else -0.55)   # arc over the boxes it skips
         ax.annotate("", xy=(x1 - box_w / 2, y1), xytext=(x0 + box_w / 2, y0),
                     arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.0, shrinkA=0, shrinkB=0,
                                     connectionstyle=f"arc3,rad={-bend}"))

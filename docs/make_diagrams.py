@@ -99,9 +99,9 @@ def draw_vae_model(path: Path) -> Path:
     _arrow(ax, z, x)
     _arrow(ax, x, z, dashed=True, rad=-0.55, colour="#b03030")
     ax.text(1.1, 1.25, r"$p_\theta(x \mid z)$", ha="left", va="center", fontsize=11)
-    ax.text(0.5, 1.25, r"$q_\phi(z \mid x)$", ha="right", va="center", fontsize=11, color="#b03030")
+    ax.text(0.38, 1.25, r"$q_\phi(z \mid x)$", ha="right", va="center", fontsize=11, color="#b03030")
     ax.text(1.45, 2.0, r"$p(z) = \mathcal{N}(0, I)$", ha="left", va="center", fontsize=10)
-    _finish(ax, (-0.45, 3.4), (-0.1, 2.65))
+    _finish(ax, (-0.6, 3.4), (-0.1, 2.65))
     ax.set_title("the VAE: generative (solid), inference (dashed)", fontsize=10)
     return _save(fig, path)
 
