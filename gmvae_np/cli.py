@@ -36,6 +36,7 @@ from autograd_lite.backend import BackendError
 from .data import DataError
 from .elbo import VARIANT_WEIGHTS
 from .presets import EXPERIMENTS, PRESETS, Settings, SettingsError, preset
+from .restarts import train_with_restarts
 from .train import RunDirError, Trainer, TrainingDiverged, TrainingInterrupted, read_settings
 
 __all__ = ["main", "run", "build_parser", "parse_seeds", "summarize", "check_variant_flags"]
@@ -172,11 +173,29 @@ def _resume_hint(experiment: str, run_dir) -> str:
 # One run, and a series of seeds
 # ------------------------------------------------------------------------------------------------------
 def _train_one(settings: Settings, run_dir: Path, resume: bool) -> dict:
+    if settings.restarts > 1:
+        return train_with_restarts(settings, run_dir, resume=resume, handle_signals=True)
     return Trainer(settings, run_dir, resume=resume, handle_signals=True).run()
 
 
+def _has_run(run_dir: Path) -> bool:
+    """Whether run_dir holds a run to continue: a checkpoint, or the record of a run with restarts."""
+    return (run_dir / "checkpoints" / "last.npz").is_file() or (run_dir / "restarts.json").is_file()
+
+
+def _stored_settings(run_dir: Path) -> Settings:
+    """The settings a run directory was started with (restarts.json for a run with restarts)."""
+    path = run_dir / "restarts.json"
+    if not path.is_file():
+        return read_settings(run_dir)
+    try:
+        return Settings.from_dict(json.loads(path.read_text(encoding="utf-8"))["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunDirError(f"{path} cannot be read ({e}); start the run again with --out") from None
+
+
 def _resume_settings(run_dir: Path, given: dict) -> Settings:
-    settings = read_settings(run_dir)
+    settings = _stored_settings(run_dir)
     fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE and given[k] != getattr(settings, k))
     if fixed:
         raise SettingsError(f"--resume continues {run_dir} with its own settings, so {', '.join(map(_flag, fixed))} "
@@ -198,7 +217,7 @@ def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given
     finals = {}
     for seed in seeds:
         run_dir = root / f"seed{seed}"
-        has_ckpt = (run_dir / "checkpoints" / "last.npz").is_file()
+        has_ckpt = _has_run(run_dir)
         if resume and has_ckpt:
             settings = _resume_settings(run_dir, given)
             _say(f"== seed {seed}: resuming {run_dir}")
@@ -290,7 +309,7 @@ def _run(experiment: str, args) -> int:
                                 "not both")
         if args.seeds:
             raise SettingsError("--resume continues a series with its own seeds; leave out --seeds")
-        if (root / "seeds.json").is_file() and not (root / "checkpoints").is_dir():
+        if (root / "seeds.json").is_file() and not _has_run(root):
             try:
                 series = json.loads((root / "seeds.json").read_text())
                 seeds = [int(s) for s in series["seeds"]]

@@ -47,7 +47,7 @@ from autograd_lite import functional as F
 TERMS = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consistency_violation")
 VARIANTS = ("cv", "mi")
 # The weights each variant's objective (below) reads; the others play no part in it.
-VARIANT_WEIGHTS = {"cv": ("alpha", "eta"), "mi": ("lam",)}
+VARIANT_WEIGHTS = {"cv": ("alpha", "eta", "balance"), "mi": ("lam", "balance")}
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
@@ -71,16 +71,25 @@ def reconstruction(y, decoded: dict, likelihood: str):
     return -_average_over_samples(log_p)
 
 
-def conditional_prior(cluster_probs, x_mean, x_logvar, prior_mean, prior_logvar):
-    """E_q(w|y)[ sum_k p_k KL( q(x|y) || N(mu_k(w), sigma2_k(w)) ) ].  Shape (B,).
+def component_kl(x_mean, x_logvar, prior_mean, prior_logvar):
+    """KL( q(x|y) || N(mu_k(w), sigma2_k(w)) ) for every component k and sample w.  Shape (M, B, K).
 
-    cluster_probs: p_k, (B, K) for q(z|y) or (M, B, K) for p(z|x^(m), w^(m)); x_mean, x_logvar: (B, Dx);
-    prior_mean, prior_logvar: (M, B, K, Dx), one set of K components per sample w^(m).
+    x_mean, x_logvar: (B, Dx); prior_mean, prior_logvar: (M, B, K, Dx), one set of K components per
+    sample w^(m). The conditional prior weights these by the cluster probabilities; their spread over k
+    is what decides how sharply a data point is assigned (gmvae_np.diagnostics).
     """
     B, Dx = x_mean.shape
     q_mean = ag.reshape(x_mean, (1, B, 1, Dx))      # broadcast over samples and components
     q_logvar = ag.reshape(x_logvar, (1, B, 1, Dx))
-    kl_k = F.gaussian_kl(q_mean, q_logvar, prior_mean, prior_logvar)   # (M, B, K)
+    return F.gaussian_kl(q_mean, q_logvar, prior_mean, prior_logvar)
+
+
+def conditional_prior(cluster_probs, kl_k):
+    """E_q(w|y)[ sum_k p_k KL( q(x|y) || N(mu_k(w), sigma2_k(w)) ) ].  Shape (B,).
+
+    cluster_probs: p_k, (B, K) for q(z|y) or (M, B, K) for p(z|x^(m), w^(m)); kl_k: (M, B, K) from
+    :func:`component_kl`, one KL per sample w^(m) and component.
+    """
     return _average_over_samples(ag.sum(cluster_probs * kl_k, axis=-1))
 
 
@@ -140,24 +149,49 @@ def mixture_prior(x, x_mean, x_logvar, prior_mean, prior_logvar):
     return _average_over_samples(log_q - log_p_x_given_w)
 
 
+def batch_balance(log_cluster_probs):
+    """KL( p_bar || pi ) with p_bar_k = mean_b p_k, the batch's average cluster assignment.  A scalar.
+
+    log_cluster_probs: log q(z|y) (B, K), or log p(z|x^(m), w^(m)) (M, B, K), whose samples are averaged
+    too. It is 0 when the batch as a whole uses every cluster equally, whatever each point's own
+    assignment; log K when every point goes to the same cluster. Not an ELBO term: the z prior
+    KL(p_k || pi) of each point costs log K for every one-hot assignment, however few clusters are
+    used, and so cannot tell a collapse into few clusters from a balanced clustering; this term can
+    (docs/gmvae.md, "A recipe for MNIST"). log p_bar comes from a log-mean-exp of the log-probabilities.
+    """
+    K = log_cluster_probs.shape[-1]
+    rows = ag.reshape(log_cluster_probs, (math.prod(log_cluster_probs.shape[:-1]), K))
+    log_p_bar = F.log_mean_exp(rows, axis=0)                        # (K,)
+    return F.categorical_kl(log_p_bar, -math.log(K))
+
+
 def negative_elbo(terms: dict):
     """The negative ELBO per data point: the sum of the four ELBO terms (no eta, alpha or lambda)."""
     return terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"] + terms["z_prior"]
 
 
-def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0, lam: float = 0.0):
+def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0, lam: float = 0.0,
+              balance: float = 0.0, batch_kl=None):
     """The scalar training objective (minimised): a batch mean of the terms, weighted per variant.
 
     cv: mean_b( reconstruction + conditional_prior + w_prior + eta z_prior + alpha consistency_violation )
     mi: mean_b( reconstruction + conditional_prior + w_prior ) + max(lam, mean_b(z_prior))
+    and, for both, + balance * batch_kl with batch_kl = :func:`batch_balance` (the term is left out
+    when balance is 0).
     """
-    alpha, eta, lam = float(alpha), float(eta), float(lam)   # Python numbers, never backend scalars
+    alpha, eta, lam, balance = float(alpha), float(eta), float(lam), float(balance)   # never backend scalars
     if variant == "cv":
         per_point = (terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"]
                      + eta * terms["z_prior"] + alpha * terms["consistency_violation"])
-        return ag.mean(per_point)
-    if variant == "mi":
+        total = ag.mean(per_point)
+    elif variant == "mi":
         rest = ag.mean(terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"])
         kl = ag.mean(terms["z_prior"])
-        return rest + ag.where(kl > lam, kl, lam)     # max(lam, KL): no gradient below lam
-    raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        total = rest + ag.where(kl > lam, kl, lam)     # max(lam, KL): no gradient below lam
+    else:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if balance:
+        if batch_kl is None:
+            raise ValueError("objective: balance > 0 needs batch_kl = batch_balance(log cluster probabilities)")
+        total = total + balance * batch_kl
+    return total

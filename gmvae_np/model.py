@@ -41,6 +41,7 @@ from autograd_lite import functional as F
 from autograd_lite.backend import get_backend
 
 from . import elbo
+from .diagnostics import batch_diagnostics
 from .layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, Linear, Module, ReLU, Reshape, Sequential,
                      Tanh)
 
@@ -76,6 +77,7 @@ class GMVAEConfig:
     alpha        weight of the consistency-violation term (cv)
     eta          weight of the z-prior term (cv)
     lam          minimum-information threshold lambda on the z-prior KL (mi)
+    balance      weight of the batch balance term KL(mean_b p(z|.) || pi) (both variants; 0 = off)
     mc           number M of Monte Carlo samples of (x, w) per data point
     dtype        "float32" or "float64" for the parameters and the computation
     """
@@ -91,6 +93,7 @@ class GMVAEConfig:
     alpha: float = 1.0
     eta: float = 1.0
     lam: float = 0.0
+    balance: float = 0.0
     mc: int = 1
     dtype: str = "float32"
 
@@ -115,7 +118,7 @@ class GMVAEConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"GMVAEConfig.{name} must be a positive int; got {value!r}")
-        for name in ("alpha", "eta", "lam"):
+        for name in ("alpha", "eta", "lam", "balance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value < 0:
@@ -157,11 +160,13 @@ class LossResult:
     objective  scalar Tensor with the graph: the batch mean of the training objective (eta, alpha, lam)
     terms      per-data-point ELBO terms, each a detached Tensor of shape (B,) (see elbo.TERMS)
     neg_elbo   detached (B,) Tensor: the negative ELBO without eta, alpha or lam
+    diagnostics  detached summaries of the batch's cluster assignments (gmvae_np.diagnostics)
     """
 
     objective: Tensor
     terms: dict = field(default_factory=dict)
     neg_elbo: Tensor | None = None
+    diagnostics: dict = field(default_factory=dict)
 
 
 # -- the model -------------------------------------------------------------------------------------
@@ -308,17 +313,20 @@ class GMVAE(Module):
             log_cluster = ag.log_softmax(q["z_logits"], axis=-1)      # log q(z|y), (B, K)
         else:
             log_cluster = log_p_z
+        kl_k = elbo.component_kl(q["x_mean"], q["x_logvar"], prior_mean, prior_logvar)   # (M, B, K)
         terms = {
             "reconstruction": elbo.reconstruction(ag.reshape(y, (B, c.input_size)), decoded, c.likelihood),
-            "conditional_prior": elbo.conditional_prior(ag.exp(log_cluster), q["x_mean"], q["x_logvar"],
-                                                        prior_mean, prior_logvar),
+            "conditional_prior": elbo.conditional_prior(ag.exp(log_cluster), kl_k),
             "w_prior": elbo.w_prior(q["w_mean"], q["w_logvar"]),
             "z_prior": elbo.z_prior(log_cluster),
             "consistency_violation": elbo.consistency_violation(log_p_z),
         }
-        objective = elbo.objective(terms, c.variant, alpha=c.alpha, eta=c.eta, lam=c.lam)
+        batch_kl = elbo.batch_balance(log_cluster) if c.balance else None
+        objective = elbo.objective(terms, c.variant, alpha=c.alpha, eta=c.eta, lam=c.lam, balance=c.balance,
+                                   batch_kl=batch_kl)
         return LossResult(objective=objective, terms={k: v.detach() for k, v in terms.items()},
-                          neg_elbo=elbo.negative_elbo(terms).detach())
+                          neg_elbo=elbo.negative_elbo(terms).detach(),
+                          diagnostics=batch_diagnostics(log_cluster, kl_k))
 
     # -- inference (no graph; the train/eval mode is the caller's) ------------------------------------
     def encode(self, y) -> dict:

@@ -11,6 +11,7 @@ figures can be redrawn while a run is still going, from another process or anoth
 `draw_run(run_dir)` writes every figure that applies into ``run_dir/figures/``:
 
     learning_curves.png   objective, negative ELBO and each ELBO term per epoch; clustering metrics
+    diagnostics.png       how the clusters form: clusters in use, max q, batch entropy, KL gap per epoch
     latent.png            (2-D data) data, latent x means with each component's 2-sigma ellipse, w means
     recon.png             (2-D data) data and reconstructions, data and per-cluster samples
                           (images)  originals above their reconstructions
@@ -46,7 +47,7 @@ from .atomic import write_atomic
 
 __all__ = ["RunDirError", "Run", "read_run", "read_metrics", "read_snapshot", "cluster_colors",
            "data_kind", "draw_run", "draw_learning_curves", "draw_latent", "draw_recon_2d",
-           "draw_image_samples", "draw_image_recon", "draw_clusters"]
+           "draw_image_samples", "draw_image_recon", "draw_clusters", "draw_diagnostics"]
 
 DPI = 100
 MAX_SCATTER = 6000          # points drawn per scatter panel; larger snapshots are thinned evenly
@@ -434,6 +435,59 @@ def draw_learning_curves(run: Run, path) -> pathlib.Path | None:
     return _save(fig, pathlib.Path(path))
 
 
+DIAGNOSTIC_PANELS = (   # key, title, whether log K is drawn as a reference line (gmvae_np.diagnostics)
+    ("clusters_used", "clusters in use", False),
+    ("max_q", "mean max_k p_k (sharpness)", False),
+    ("batch_entropy", "entropy of the batch-mean p (log K: even use)", True),
+    ("kl_gap", "best-to-worst component KL gap (nats)", True),
+)
+
+
+def draw_diagnostics(runs, path, title: str | None = None) -> pathlib.Path | None:
+    """The diagnostics of gmvae_np.diagnostics per epoch, for one run or several ({label: Run}) overlaid.
+
+    Lines are the training epochs' averages ("diagnostics" in metrics.jsonl), squares the evaluation
+    split's. The dashed line is log K: the largest batch entropy, and the most the z prior can cost a
+    point, against which a KL gap of tens of nats leaves each point no choice but its nearest component.
+    """
+    runs = runs if isinstance(runs, dict) else {"": runs}
+    if not any(_series(r.metrics, "diagnostics", "max_q")[0].size for r in runs.values()):
+        return None
+    fig = Figure(figsize=(13, 3.6), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(DIAGNOSTIC_PANELS))
+    for i, (label, run) in enumerate(runs.items()):
+        color = f"C{i}"
+        for ax, (key, _, _) in zip(axes, DIAGNOSTIC_PANELS):
+            x, y = _series(run.metrics, "diagnostics", key)
+            _plot_series(ax, x, y, color=color, label=label or "train")
+            xe, ye = _series(run.metrics, "eval", key)
+            ax.plot(xe, ye, ls="", marker="s", ms=3, color=color if label else "C3",
+                    label=None if label else "eval")
+    for ax, (key, name, log_k) in zip(axes, DIAGNOSTIC_PANELS):
+        if log_k:
+            for i, run in enumerate(runs.values()):
+                K = run.settings.get("K")
+                if K:
+                    ax.axhline(math.log(K), ls="--", lw=1, color=f"C{i}" if len(runs) > 1 else "0.4")
+        if key == "kl_gap" and _maybe_log(ax, *(_series(r.metrics, "diagnostics", key)[1] for r in runs.values())):
+            name += "\n(log scale)"
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    k_max = max(int(r.settings.get("K") or 1) for r in runs.values())
+    axes[0].set_ylim(0, k_max + 0.5)
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[2].set_ylim(0, 1.05 * math.log(max(k_max, 2)))
+    axes[0].legend(fontsize=8, loc="lower right")
+    if title is None:
+        (only,) = runs.values() if len(runs) == 1 else (None,)
+        title = _headline(only, only.metrics[-1]["epoch"], _eval_record(only)) if only else "diagnostics"
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, pathlib.Path(path))
+
+
 # --------------------------------------------------------------------------------------------------
 # 2-D data: latent.png and recon.png (after the original plot_latent.py and plot_recon.py)
 # --------------------------------------------------------------------------------------------------
@@ -796,7 +850,7 @@ def draw_run(run_dir) -> list[pathlib.Path]:
     run = read_run(run_dir)
     out = run.path / "figures"
     out.mkdir(exist_ok=True)
-    written = [draw_learning_curves(run, out / "learning_curves.png")]
+    written = [draw_learning_curves(run, out / "learning_curves.png"), draw_diagnostics(run, out / "diagnostics.png")]
     if run.snapshot is not None:
         kind = data_kind(run)
         if kind == "plane":

@@ -39,8 +39,8 @@ The run directory (read by gmvae_np.plots; the names are a contract):
                          byte for byte alike; times go to timing.jsonl.
     timing.jsonl         {"epoch", "step", "seconds" (since the start, across resumes),
                           "epoch_seconds", "eval_seconds", "steps_per_second"} per epoch
-    checkpoints/last.npz the latest state (each epoch, and on interruption); best.npz the best by eval
-                         acc_paper (or by eval neg_elbo when there are no labels)
+    checkpoints/last.npz the latest state (each epoch, and on interruption); best.npz the lowest eval
+                         neg_elbo so far (chosen without labels, even when the data has them)
     snapshot.npz         arrays of the latest evaluation for the figures: y (up to 5,000 eval rows, or
                          1,000 images, in their image shape), labels, proba (n, K), x_mean (n, Dx),
                          w_mean (n, Dw), recon (decoder mean, shaped like y), prior_mean and
@@ -79,6 +79,7 @@ import autograd_lite as ag
 
 from .atomic import write_atomic
 from .data import Dataset, load_dataset, load_matrix, make_spiral
+from .diagnostics import DIAGNOSTICS
 from .metrics import clustering_report, contingency
 from .presets import Settings, SettingsError
 
@@ -148,7 +149,8 @@ def model_config(settings: Settings, data: Dataset):
         return GMVAEConfig(input_shape=tuple(int(s) for s in data.x_train.shape[1:]), arch=settings.arch,
                            likelihood=likelihood, K=settings.K, Dx=settings.Dx, Dw=settings.Dw,
                            hidden=settings.hidden, variant=settings.variant, alpha=settings.alpha,
-                           eta=settings.eta, lam=settings.lam, mc=settings.mc, dtype=settings.dtype)
+                           eta=settings.eta, lam=settings.lam, balance=settings.balance, mc=settings.mc,
+                           dtype=settings.dtype)
     except (ValueError, TypeError) as e:  # the config's own validation: a settings problem
         raise SettingsError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
@@ -219,6 +221,14 @@ def _keep_lines_before(path: Path, epoch: int) -> None:
     write_atomic(path, lambda f: f.write("".join(kept).encode("utf-8")))
 
 
+def assignment_summary(proba: np.ndarray) -> dict:
+    """max_q and batch_entropy (gmvae_np.diagnostics) of the cluster probabilities of a whole split."""
+    p = np.asarray(proba, dtype=np.float64)
+    p_bar = p.mean(axis=0)
+    nonzero = p_bar[p_bar > 0]
+    return {"max_q": float(p.max(axis=1).mean()), "batch_entropy": float(-np.sum(nonzero * np.log(nonzero)))}
+
+
 def _classes_owned(pred: np.ndarray, labels: np.ndarray) -> int:
     """How many true classes are the majority class of at least one (non-empty) cluster."""
     table = contingency(pred, labels)
@@ -236,9 +246,11 @@ def _fmt_duration(seconds: float) -> str:
 # Running sums on the device
 # ------------------------------------------------------------------------------------------------------
 class RunningSums:
-    """Per-sample sums of the training terms, kept on the device in float64 until they are read.
+    """Per-sample sums of the training terms and diagnostics, kept on the device in float64 until read.
 
-    ``add`` is a handful of device operations and no host crossing; ``read`` crosses once for all terms.
+    One vector holds them all: the TRAIN_KEYS, then the DIAGNOSTICS (each weighted by its batch's size),
+    then the K per-cluster counts. ``add`` is a handful of device operations and no host crossing;
+    ``read`` crosses once for all of it.
     """
 
     def __init__(self, backend):
@@ -246,7 +258,7 @@ class RunningSums:
         self.reset()
 
     def reset(self) -> None:
-        self.sums = None  # a (len(TRAIN_KEYS),) float64 device array
+        self.sums = None  # a float64 device vector: TRAIN_KEYS, DIAGNOSTICS, counts
         self.count = 0
 
     def add(self, result, n: int) -> None:
@@ -254,29 +266,48 @@ class RunningSums:
         xp = self.backend.xp
         f64 = xp.float64
         per_sample = _per_sample_terms(result)
+        d = result.diagnostics
         values = [xp.astype(result.objective.data, f64) * float(n)]
         values += [xp.sum(xp.astype(per_sample[name].data, f64)) for name in TRAIN_KEYS[1:]]
-        v = xp.stack(values)
+        values += [xp.astype(d[name].data, f64) * float(n) for name in DIAGNOSTICS]
+        v = xp.concat([xp.stack(values), xp.astype(d["counts"].data, f64)])
         self.sums = v if self.sums is None else self.sums + v
         self.count += n
 
+    def _host(self):
+        return None if self.sums is None else self.backend.to_numpy(self.sums)
+
     def read(self) -> dict:
-        """{name: per-sample mean} as Python floats (one host crossing)."""
-        if self.sums is None:
+        """{name: per-sample mean} of the TRAIN_KEYS as Python floats (one host crossing)."""
+        host = self._host()
+        if host is None:
             return {name: 0.0 for name in TRAIN_KEYS}
-        host = self.backend.to_numpy(self.sums)
         return {name: float(host[i]) / self.count for i, name in enumerate(TRAIN_KEYS)}
+
+    def read_diagnostics(self) -> dict:
+        """{diagnostic: per-sample mean} and "clusters_used": clusters some point took as most probable."""
+        host = self._host()
+        if host is None:
+            return {}
+        first = len(TRAIN_KEYS)
+        out = {name: float(host[first + i]) / self.count for i, name in enumerate(DIAGNOSTICS)}
+        out["clusters_used"] = int(np.count_nonzero(host[first + len(DIAGNOSTICS):]))
+        return out
 
     def state(self) -> dict:
         """JSON-able exact copy (float64 values round-trip through Python floats exactly)."""
-        sums = None if self.sums is None else [float(v) for v in self.backend.to_numpy(self.sums)]
-        return {"sums": sums, "count": self.count}
+        host = self._host()
+        return {"sums": None if host is None else [float(v) for v in host], "count": self.count}
 
-    def load(self, state: dict) -> None:
+    def load(self, state: dict, K: int) -> None:
+        """Restore ``state()``; a checkpoint written before the diagnostics existed resumes with them at 0."""
         self.count = int(state["count"])
         sums = state["sums"]
-        self.sums = None if sums is None else self.backend.asarray(np.asarray(sums, dtype=np.float64),
-                                                                   dtype="float64")
+        if sums is not None:
+            sums = np.asarray(sums, dtype=np.float64)
+            full = len(TRAIN_KEYS) + len(DIAGNOSTICS) + K
+            sums = np.concatenate([sums, np.zeros(full - sums.size)])
+        self.sums = None if sums is None else self.backend.asarray(sums, dtype="float64")
 
 
 def _per_sample_terms(result) -> dict:
@@ -474,7 +505,7 @@ class Trainer:
                               f"(not written by the trainer); start a new run with --out")
         self.epoch, self.step_in_epoch, self.step = int(pos["epoch"]), int(pos["step_in_epoch"]), int(pos["step"])
         self.seconds, self.best = float(pos["seconds"]), pos["best"]
-        self.sums.load(pos["sums"])
+        self.sums.load(pos["sums"], self.config.K)
         self.epoch_rng_state = pos["epoch_rng_state"]
         rng = self.backend.rng
         if self.epoch_rng_state is not None:  # mid-epoch: draw the epoch's permutation again
@@ -580,13 +611,14 @@ class Trainer:
                 if tty:
                     self._progress(values, i + 1 - first_step, time.perf_counter() - started)
         train = self._read_sums()
+        diagnostics = self.sums.read_diagnostics()
         if tty:
             self.err.write("\r\033[K")
             self.err.flush()
         train_seconds = time.perf_counter() - started
 
         epoch = self.epoch
-        record = {"epoch": epoch, "step": self.step, "train": train}
+        record = {"epoch": epoch, "step": self.step, "train": train, "diagnostics": diagnostics}
         eval_started = time.perf_counter()
         if epoch % s.eval_every == 0 or epoch == s.epochs:
             record["eval"] = self._evaluate()
@@ -636,9 +668,12 @@ class Trainer:
         raise TrainingInterrupted(signum, self.run_dir, self.epoch, self.step_in_epoch)
 
     def _update_best(self, ev: dict, epoch: int) -> None:
-        key, higher = ("acc_paper", True) if "acc_paper" in ev else ("neg_elbo", False)
+        """best.npz: the lowest held-out negative ELBO so far. It reads no label, so it is a choice the
+        user of unlabelled data can make too (an epoch picked by test accuracy would not be)."""
+        key = "neg_elbo"
         value = ev[key]
-        if self.best is None or (value > self.best["value"] if higher else value < self.best["value"]):
+        stale = self.best is not None and self.best.get("key") != key   # a run begun when best read labels
+        if self.best is None or stale or value < self.best["value"]:
             self.best = {"key": key, "value": value, "epoch": epoch}
             self._save(self.run_dir / "checkpoints" / "best.npz")
 
@@ -659,15 +694,18 @@ class Trainer:
             with ag.no_grad():
                 sums, probas = None, []
                 for y in self._batches(self.x_eval):
-                    terms = _per_sample_terms(self.model.loss(y))
+                    result = self.model.loss(y)
+                    terms = _per_sample_terms(result)
                     v = xp.stack([xp.sum(xp.astype(terms[name].data, xp.float64))
-                                  for name in ("neg_elbo",) + TERM_NAMES])
+                                  for name in ("neg_elbo",) + TERM_NAMES]
+                                 + [xp.astype(result.diagnostics["kl_gap"].data, xp.float64) * float(y.shape[0])])
                     sums = v if sums is None else sums + v
                     probas.append(self.model.predict_proba(y).data)
                 proba = b.to_numpy(xp.concat(probas, axis=0))
                 host = b.to_numpy(sums)
                 n = int(self.x_eval.shape[0])
-                ev = {name: float(host[i]) / n for i, name in enumerate(("neg_elbo",) + TERM_NAMES)}
+                ev = {name: float(host[i]) / n for i, name in enumerate(("neg_elbo", *TERM_NAMES, "kl_gap"))}
+                ev.update(assignment_summary(proba))
                 bad = [k for k, v in ev.items() if not math.isfinite(v)]
                 if bad or not np.all(np.isfinite(proba)):
                     what = f"the ELBO term {bad[0]!r}" if bad else "the cluster probabilities"

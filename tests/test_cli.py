@@ -141,8 +141,8 @@ def test_cupy_missing_is_a_user_error(tmp_path, capsys, argv):
     (["--seeds", "3-1"], "--seeds '3-1' is not a list of seeds"),
     (["-gpu", "0", "--backend", "strict"], "disagree"),
     (["--data", "x.csv"], "unrecognized arguments: --data x.csv"),   # only custom reads a matrix
-    (["--lam", "1"], "--lam plays no part in the cv variant's objective (it reads --alpha, --eta)"),
-    (["--variant", "mi", "--eta", "3"], "--eta plays no part in the mi variant's objective (it reads --lam)"),
+    (["--lam", "1"], "--lam plays no part in the cv variant's objective (it reads --alpha, --eta, --balance)"),
+    (["--variant", "mi", "--eta", "3"], "--eta plays no part in the mi variant's objective (it reads --lam, --balance)"),
     (["--variant", "mi", "--alpha", "0", "--eta", "2"], "--alpha, --eta play no part in the mi variant's"),
 ])
 def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys, argv, fragment):

@@ -72,8 +72,9 @@ def test_reconstruction_gaussian_is_minus_mean_log_pdf(backend, rng):
 def test_conditional_prior_matches_numerical_integration(backend, rng):
     v = _setup(rng)
     p = special.softmax(v["qz_logits"], -1)
-    got = elbo.conditional_prior(t(p, backend), t(v["x_mean"], backend), t(v["x_logvar"], backend),
-                                 t(v["prior_mean"], backend), t(v["prior_logvar"], backend)).numpy()
+    kl_k = elbo.component_kl(t(v["x_mean"], backend), t(v["x_logvar"], backend),
+                             t(v["prior_mean"], backend), t(v["prior_logvar"], backend))
+    got = elbo.conditional_prior(t(p, backend), kl_k).numpy()
     sq, sp = np.exp(0.5 * v["x_logvar"]), np.exp(0.5 * v["prior_logvar"])
     want = np.zeros(B)
     for b in range(B):
@@ -91,12 +92,12 @@ def test_conditional_prior_with_per_sample_weights(backend, rng):
     v = _setup(rng)
     p = special.softmax(rng.normal(size=(M, B, K)), -1)
     args = [t(v[k], backend) for k in ("x_mean", "x_logvar", "prior_mean", "prior_logvar")]
-    got = elbo.conditional_prior(t(p, backend), *args).numpy()
+    got = elbo.conditional_prior(t(p, backend), elbo.component_kl(*args)).numpy()
     want = np.zeros(B)
     for m in range(M):  # one sample at a time, with M = 1 shapes
         one = [t(v["x_mean"], backend), t(v["x_logvar"], backend),
                t(v["prior_mean"][m:m + 1], backend), t(v["prior_logvar"][m:m + 1], backend)]
-        want += elbo.conditional_prior(t(p[m], backend), *one).numpy() / M
+        want += elbo.conditional_prior(t(p[m], backend), elbo.component_kl(*one)).numpy() / M
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
@@ -215,13 +216,53 @@ def test_variant_weights_name_what_the_objective_reads(variant, rng):
     truth: changing a listed weight changes the objective, changing any other leaves it as it was."""
     terms = _terms("numpy", rng)
     kl = float(terms["z_prior"].numpy().mean())
-    base = dict(alpha=0.4, eta=2.0, lam=kl + 1.0)          # lam above the KL, where mi reads it
-    value = elbo.objective(terms, variant, **base).item()
-    weights = [k for names in elbo.VARIANT_WEIGHTS.values() for k in names]
-    assert sorted(weights) == ["alpha", "eta", "lam"]
+    base = dict(alpha=0.4, eta=2.0, lam=kl + 1.0, balance=3.0)   # lam above the KL, where mi reads it
+    batch_kl = elbo.batch_balance(ag.log_softmax(t(rng.normal(size=(B, K)), "numpy"), axis=-1))
+    value = elbo.objective(terms, variant, **base, batch_kl=batch_kl).item()
+    weights = sorted({k for names in elbo.VARIANT_WEIGHTS.values() for k in names})
+    assert weights == ["alpha", "balance", "eta", "lam"]
     for name in weights:
-        changed = elbo.objective(terms, variant, **{**base, name: base[name] + 0.5}).item()
+        changed = elbo.objective(terms, variant, **{**base, name: base[name] + 0.5}, batch_kl=batch_kl).item()
         assert (changed != value) == (name in elbo.VARIANT_WEIGHTS[variant]), name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batch_balance_is_the_kl_of_the_batch_mean_from_uniform(backend, rng):
+    """KL(p_bar || U) with p_bar the mean over the batch (and the samples, for (M, B, K) input)."""
+    for shape in ((B, K), (M, B, K)):
+        logits = rng.normal(scale=3.0, size=shape)
+        p_bar = special.softmax(logits, -1).reshape(-1, K).mean(0)
+        want = float(np.sum(p_bar * np.log(p_bar * K)))
+        got = elbo.batch_balance(ag.log_softmax(t(logits, backend), axis=-1)).item()
+        assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_batch_balance_tells_collapse_from_balance_where_the_z_prior_cannot(rng):
+    """One-hot points cost the z prior log K each, balanced or not; the balance term is 0 for a batch
+    that uses every cluster equally and log K for a batch that uses one."""
+    big = 40.0
+    balanced = np.full((K, K), -big) + 2 * big * np.eye(K)        # point i sure of cluster i
+    collapsed = np.full((K, K), -big)
+    collapsed[:, 0] = big                                          # every point sure of cluster 0
+    z = {n: elbo.z_prior(ag.log_softmax(t(a, "numpy"), axis=-1)).numpy() for n, a in
+         (("balanced", balanced), ("collapsed", collapsed))}
+    np.testing.assert_allclose(z["balanced"], z["collapsed"], rtol=1e-12)
+    np.testing.assert_allclose(z["balanced"], math.log(K), rtol=1e-12)
+    bal = {n: elbo.batch_balance(ag.log_softmax(t(a, "numpy"), axis=-1)).item() for n, a in
+           (("balanced", balanced), ("collapsed", collapsed))}
+    assert bal["balanced"] == pytest.approx(0.0, abs=1e-12)
+    assert bal["collapsed"] == pytest.approx(math.log(K), rel=1e-12)
+
+
+def test_objective_adds_the_weighted_balance_term(rng):
+    terms = _terms("numpy", rng)
+    batch_kl = elbo.batch_balance(ag.log_softmax(t(rng.normal(size=(B, K)), "numpy"), axis=-1))
+    for variant in elbo.VARIANTS:
+        plain = elbo.objective(terms, variant, lam=0.1).item()
+        got = elbo.objective(terms, variant, lam=0.1, balance=2.5, batch_kl=batch_kl).item()
+        assert got == pytest.approx(plain + 2.5 * batch_kl.item(), rel=1e-12)
+    with pytest.raises(ValueError, match="balance > 0 needs batch_kl"):
+        elbo.objective(terms, "cv", balance=1.0)
 
 
 def test_bad_variant_and_likelihood_are_refused(rng):
@@ -245,11 +286,15 @@ def test_gradcheck_terms(backend, rng):
         "reconstruction_gaussian": (lambda yr, mu, lv: elbo.reconstruction(yr, {"mean": mu, "logvar": lv},
                                                                            "gaussian"),
                                     [g["y_real"], g["y_mean"], g["y_logvar"]]),
-        "conditional_prior": (lambda lq, *a: elbo.conditional_prior(ag.softmax(lq, axis=-1), *a),
+        "conditional_prior": (lambda lq, *a: elbo.conditional_prior(ag.softmax(lq, axis=-1),
+                                                                    elbo.component_kl(*a)),
                               [g["qz_logits"], g["x_mean"], g["x_logvar"], g["prior_mean"], g["prior_logvar"]]),
         "w_prior": (elbo.w_prior, [g["w_mean"], g["w_logvar"]]),
         "z_prior": (lambda lq: elbo.z_prior(ag.log_softmax(lq, axis=-1)), [g["qz_logits"]]),
         "z_posterior": (elbo.z_posterior, [g["x"], g["prior_mean"], g["prior_logvar"]]),
+        "batch_balance": (lambda lq: elbo.batch_balance(ag.log_softmax(lq, axis=-1)), [g["qz_logits"]]),
+        "batch_balance_samples": (lambda lq: elbo.batch_balance(ag.log_softmax(lq, axis=-1)),
+                                  [t(rng.normal(size=(M, B, K)), backend, grad=True)]),
         "consistency_violation": (lambda *a: elbo.consistency_violation(elbo.z_posterior(*a)),
                                   [g["x"], g["prior_mean"], g["prior_logvar"]]),
     }
@@ -284,7 +329,7 @@ def test_closed_form_minus_exact_is_the_weighted_centred_log_density(rng):
     v = _setup(rng)
     x, xm, xl, pm, pl = (t(v[k], "numpy") for k in ("x", "x_mean", "x_logvar", "prior_mean", "prior_logvar"))
     log_p = elbo.z_posterior(x, pm, pl)
-    closed = elbo.conditional_prior(ag.exp(log_p), xm, xl, pm, pl) + elbo.z_prior(log_p)
+    closed = elbo.conditional_prior(ag.exp(log_p), elbo.component_kl(xm, xl, pm, pl)) + elbo.z_prior(log_p)
     exact = elbo.mixture_prior(x, xm, xl, pm, pl)
     mq, vq = v["x_mean"][None, :, None, :], np.exp(v["x_logvar"])[None, :, None, :]
     mp, vp = v["prior_mean"], np.exp(v["prior_logvar"])

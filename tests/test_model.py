@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import autograd_lite as ag
+from autograd_lite import functional as F
 from gmvae_np import elbo
 from gmvae_np.model import GMVAE, LOGVAR_LIMIT, GMVAEConfig
 from gmvae_np.optim import Adam
@@ -228,6 +229,60 @@ def test_gradcheck_mi_below_the_information_threshold():
     assert float(out.terms["z_prior"].numpy().mean()) < 50.0
     r = gradcheck_objective(model, _data(config, 4), _noise(config, 4), then="elementwise")
     assert r["joint_rel_error"] < 1e-6
+
+
+@pytest.mark.parametrize("variant, mc", [("cv", 1), ("mi", 3)])
+def test_gradcheck_with_the_balance_term(variant, mc):
+    """The batch balance term couples the points of a batch: the objective still checks element by element."""
+    config = tiny_config(variant=variant, mc=mc, balance=4.0, alpha=0.7, lam=0.01)
+    model = GMVAE(config, seed=3)
+    r = gradcheck_objective(model, _data(config, 4), _noise(config, 4), then="elementwise")
+    assert r["comparisons"] > len(model.parameters())
+    assert r["joint_rel_error"] < 1e-6
+
+
+@pytest.mark.parametrize("variant", ["cv", "mi"])
+def test_the_balance_term_adds_its_weighted_batch_kl(variant):
+    plain, weighted = (tiny_config(variant=variant, lam=0.01, balance=b) for b in (0.0, 2.5))
+    y, noise = _data(plain, 6), _noise(plain, 6)
+    a, b = GMVAE(plain, seed=2).loss(y, noise=noise), GMVAE(weighted, seed=2).loss(y, noise=noise)
+    model = GMVAE(plain, seed=2)
+    q = model._encode(model._as_input(y))
+    if variant == "cv":
+        log_p = ag.log_softmax(q["z_logits"], axis=-1)
+    else:   # p(z|x,w) at the injected noise, as the loss computes it
+        x = F.gaussian_sample(q["x_mean"], q["x_logvar"], ag.tensor(noise["x"], dtype="float64"))
+        w = F.gaussian_sample(q["w_mean"], q["w_logvar"], ag.tensor(noise["w"], dtype="float64"))
+        mean, logvar = model._prior(ag.reshape(w, (6, plain.Dw)))
+        log_p = elbo.z_posterior(x, ag.reshape(mean, (1, 6, plain.K, plain.Dx)),
+                                 ag.reshape(logvar, (1, 6, plain.K, plain.Dx)))
+    p_bar = np.exp(log_p.numpy()).reshape(-1, plain.K).mean(0)
+    kl = float(np.sum(p_bar * np.log(p_bar * plain.K)))
+    assert kl > 0
+    assert b.objective.item() == pytest.approx(a.objective.item() + 2.5 * kl, rel=1e-10)
+    for name in elbo.TERMS:      # the ELBO terms themselves do not change
+        np.testing.assert_array_equal(a.terms[name].numpy(), b.terms[name].numpy())
+
+
+def test_diagnostics_summarise_the_batch_assignments():
+    config = tiny_config(variant="cv", K=3)
+    model = GMVAE(config, seed=4)
+    y = _data(config, 7)
+    d = model.loss(y, noise=_noise(config, 7)).diagnostics
+    p = model.predict_proba(y).numpy()
+    assert d["max_q"].item() == pytest.approx(p.max(1).mean(), rel=1e-10)
+    p_bar = p.mean(0)
+    assert d["batch_entropy"].item() == pytest.approx(-np.sum(p_bar * np.log(p_bar)), rel=1e-10)
+    np.testing.assert_array_equal(d["counts"].numpy(), np.bincount(p.argmax(1), minlength=3))
+    q = model.encode(y)
+    x_mean, x_var = q["x_mean"].numpy(), np.exp(q["x_logvar"].numpy())
+    mean, logvar = (a.numpy() for a in model.prior(q["w_mean"].numpy() + np.exp(0.5 * q["w_logvar"].numpy())
+                                                   * _noise(config, 7)["w"][0]))
+    var = np.exp(logvar)
+    kl = 0.5 * np.sum(logvar - np.log(x_var)[:, None] + (x_var[:, None] + (x_mean[:, None] - mean) ** 2) / var - 1,
+                      axis=-1)                                                   # (B, K)
+    assert d["kl_gap"].item() == pytest.approx(np.mean(kl.max(1) - kl.min(1)), rel=1e-8)
+    assert not any(v.requires_grad for v in d.values())
 
 
 # -- the loss's meaning --------------------------------------------------------------------------------

@@ -236,6 +236,36 @@ def test_many_clusters_and_high_dimensional_latent(tmp_path):
     check_png(plots.draw_latent(plots.read_run(run), tmp_path / "latent.png"))
 
 
+def add_diagnostics(run_dir, K=8, collapse=False):
+    """Give each record of metrics.jsonl the diagnostics training writes (gmvae_np.diagnostics)."""
+    path = pathlib.Path(run_dir) / "metrics.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in records:
+        e = r["epoch"]
+        used = 3 if collapse else K
+        d = {"max_q": 1 - 0.5 * np.exp(-e / 3), "batch_entropy": np.log(used) - 0.01 * e,
+             "kl_gap": 4.0 * e, "clusters_used": used}
+        r["diagnostics"] = d
+        if "eval" in r:
+            r["eval"].update({k: v for k, v in d.items()})
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_diagnostics_are_drawn_for_one_run_and_for_several(tmp_path):
+    run = make_run(tmp_path / "a", "spiral", n=500)
+    add_diagnostics(run)
+    assert "diagnostics.png" in names(plots.draw_run(run))
+    one = check_png(run / "figures" / "diagnostics.png")
+    assert one.shape[1] > 3 * one.shape[0], "four side-by-side panels should be wide"
+    other = make_run(tmp_path / "b", "spiral", n=500)
+    add_diagnostics(other, collapse=True)
+    both = plots.draw_diagnostics({"balanced": plots.read_run(run), "collapsed": plots.read_run(other)},
+                                  tmp_path / "both.png", title="two runs")
+    check_png(both)
+    assert plots.draw_diagnostics(plots.read_run(make_run(tmp_path / "c", "spiral", n=500)),
+                                  tmp_path / "none.png") is None      # a run from before the diagnostics
+
+
 def test_truncated_last_metrics_line_is_tolerated(tmp_path):
     run = make_run(tmp_path, "features", truncated=True, epochs=7, n=100)
     records = plots.read_metrics(run / "metrics.jsonl")

@@ -8,6 +8,7 @@ process; the others interrupt in-process through the same flag the signal handle
 """
 import io
 import json
+import math
 import os
 import random
 import signal
@@ -25,6 +26,7 @@ from gmvae_np import model as model_module
 from gmvae_np.checkpoint import CheckpointError, load_checkpoint
 from gmvae_np.data import Dataset
 from gmvae_np.presets import SettingsError, preset
+from gmvae_np.diagnostics import DIAGNOSTICS
 from gmvae_np.train import (TRAIN_KEYS, RunDirError, Trainer, TrainingDiverged, TrainingInterrupted,
                             blas_threads, read_settings, train)
 from strategies import BACKENDS
@@ -94,9 +96,12 @@ def test_run_directory_contract(tmp_path):
     records = [json.loads(line) for line in lines]
     assert [r["epoch"] for r in records] == [1, 2] and [r["step"] for r in records] == [12, 24]
     for r in records:
-        assert set(r) == {"epoch", "step", "train", "eval"}   # no clock time in metrics.jsonl
+        assert set(r) == {"epoch", "step", "train", "diagnostics", "eval"}   # no clock time in metrics.jsonl
         assert set(r["train"]) == set(TRAIN_KEYS)
-        assert {"neg_elbo", *CLUSTER_KEYS, "classes_owned", "n_classes"} <= set(r["eval"])
+        assert set(r["diagnostics"]) == {*DIAGNOSTICS, "clusters_used"}
+        assert 1 / 8 <= r["diagnostics"]["max_q"] <= 1 and 0 <= r["diagnostics"]["batch_entropy"] <= math.log(8)
+        assert 1 <= r["diagnostics"]["clusters_used"] <= 8 and r["diagnostics"]["kl_gap"] >= 0
+        assert {"neg_elbo", *CLUSTER_KEYS, *DIAGNOSTICS, "classes_owned", "n_classes"} <= set(r["eval"])
         assert all(np.isfinite(v) for v in r["train"].values())
     assert records[-1] == json.loads(json.dumps(record))
     timing = [json.loads(line) for line in (tmp_path / "timing.jsonl").read_text().splitlines()]
@@ -122,13 +127,16 @@ def test_eval_every_skips_eval_but_not_the_last_epoch(tmp_path):
     assert ["eval" in r for r in records] == [False, True, True]
 
 
-def test_best_checkpoint_follows_the_best_eval_score(tmp_path):
+def test_best_checkpoint_follows_the_eval_elbo_even_with_labels(tmp_path):
+    """best.npz is chosen without labels: an epoch picked by test accuracy would be a choice that uses the
+    test set's labels, which no user of the method has."""
     quiet(tiny(epochs=3), tmp_path).run()
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    scores = [r["eval"]["acc_paper"] for r in records]
+    assert all("acc_paper" in r["eval"] for r in records)
+    scores = [r["eval"]["neg_elbo"] for r in records]
     best = load_checkpoint(tmp_path / "checkpoints" / "best.npz").extra["position"]["best"]
-    assert best["key"] == "acc_paper" and best["value"] == max(scores)
-    assert best["epoch"] == 1 + scores.index(max(scores))
+    assert best["key"] == "neg_elbo" and best["value"] == min(scores)
+    assert best["epoch"] == 1 + scores.index(min(scores))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
