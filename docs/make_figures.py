@@ -13,6 +13,7 @@ that makes it. A figure whose runs are missing is skipped with the command to ru
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import math
@@ -31,6 +32,7 @@ try:
 except ImportError:  # a checkout that was not installed
     sys.path.insert(0, str(ROOT))
     from gmvae_np import plots
+from gmvae_np.restarts import CRITERIA, criterion_values
 
 _ABLATION = "--eval-every 25 --log-every 0 --no-plots"   # otherwise the spiral preset, the original code's
 
@@ -51,8 +53,24 @@ MNIST = {   # the rows of the paper's Table 1, one seed each, some shortened (do
     "mnist_fc-K16-M1": ("./run.sh mnist-fc --K 16 --epochs 80 --log-every 0 --no-plots", "K=16, M=1"),
     "mnist_fc-K16-M10": ("./run.sh mnist-fc --K 16 --mc 10 --epochs 1 --no-plots", "K=16, M=10"),
 }
+DIAGNOSIS = {   # what stops the collapse: the balance term or the recipe's other settings? (seed 1, K = 10)
+    "diag-faithful": ("./run.sh mnist-fc --K 10 --epochs 3 --no-plots", "faithful mnist_fc"),
+    "diag-faithful-balance": ("./run.sh mnist-fc --K 10 --epochs 3 --balance 10 --no-plots",
+                              "faithful + balance 10"),
+    "diag-faithful-small-latents": ("./run.sh mnist-fc --K 10 --epochs 3 --Dx 20 --Dw 10 --no-plots",
+                                    "faithful, Dx 20, Dw 10"),
+    "diag-faithful-big-steps": ("./run.sh mnist-fc --K 10 --epochs 3 --batch-size 200 --lr 1e-3 --no-plots",
+                                "faithful, batch 200, lr 1e-3"),
+    "diag-recipe-nobalance": ("./run.sh mnist-recipe --restarts 1 --balance 0 --epochs 5", "recipe, balance 0"),
+    "diag-recipe": ("./run.sh mnist-recipe --restarts 1 --epochs 5", "recipe (balance 10)"),
+}
+DIAGNOSIS_EPOCHS = 5
+RECIPE = {   # series of seeds with restarts (docs/results.md, section 5)
+    "mnist_recipe-K10": ("./run.sh mnist-recipe --K 10 --epochs 30 --seeds 1-5", "recipe, K=10"),
+    "mnist_recipe-K16": ("./run.sh mnist-recipe --K 16 --epochs 30 --seeds 1-5", "recipe, K=16"),
+}
 RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "the spiral preset"),
-        **CV_ABLATION, **MI_ABLATION, **MNIST}
+        **CV_ABLATION, **MI_ABLATION, **MNIST, **DIAGNOSIS, **RECIPE}
 
 MAX_BYTES = 300_000
 
@@ -109,6 +127,96 @@ def existing(runs_dir: Path, names) -> tuple[dict, list]:
         else:
             found[name] = run
     return found, missing
+
+
+def first_epochs(run: plots.Run, n: int) -> plots.Run:
+    """The run with only its first n epochs' records (to compare runs of different lengths)."""
+    return dataclasses.replace(run, metrics=[r for r in run.metrics if r["epoch"] <= n])
+
+
+# --------------------------------------------------------------------------------------------------
+# Series of seeds with restarts (gmvae_np.restarts): RUN/seed<k>/restart<i>
+# --------------------------------------------------------------------------------------------------
+def read_series(root: Path) -> list[dict] | None:
+    """Per finished seed of a series with restarts: its restarts' criteria, their accuracy when the
+    choice was made, the chosen run's last evaluation and the wall time of all its restarts together.
+    None when the series does not exist; seeds still training are left out."""
+    try:
+        seeds = json.loads((root / "seeds.json").read_text())["seeds"]
+    except (OSError, ValueError, KeyError):
+        return None
+    rows = []
+    for seed in seeds:
+        try:
+            state = json.loads((root / f"seed{seed}" / "restarts.json").read_text())
+        except (OSError, ValueError):
+            continue
+        chosen, screen = state.get("chosen"), state["settings"]["restart_epochs"]
+        restarts, seconds = {}, 0.0
+        for i in state["screened"]:
+            run_dir = root / f"seed{seed}" / f"restart{i}"
+            metrics = plots.read_metrics(run_dir / "metrics.jsonl")
+            at_choice = next(r for r in metrics if r["epoch"] == screen)
+            restarts[int(i)] = {**criterion_values(at_choice), "acc_at_choice": at_choice["eval"].get("acc_paper"),
+                                "final": final_eval(plots.Run(path=run_dir, config={}, metrics=metrics))}
+            seconds += wall_seconds(run_dir)[0] or 0.0
+        final = restarts.get(chosen, {}).get("final", {})
+        if chosen is None or final.get("epoch") != state["settings"]["epochs"]:
+            continue
+        rows.append({"seed": seed, "chosen": chosen, "final": final, "restarts": restarts, "seconds": seconds,
+                     "select_by": state["settings"]["select_by"]})
+    return rows
+
+
+def _mean_std(values) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.2f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.2f}"
+
+
+def recipe_table(series: dict, captions: dict) -> str:
+    """One row per seed of each series (the chosen restart's last epoch), then mean ± std and best."""
+    lines = ["| run | seed | restart kept | epochs | acc. (paper's criterion) | Hungarian acc. | NMI | ARI | "
+             "clusters used | wall time (all restarts) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, rows in series.items():
+        for r in rows:
+            ev = r["final"]
+            lines.append(f"| {captions[name]} | {r['seed']} | {r['chosen']} | {ev['epoch']} | "
+                         f"{100 * ev['acc_paper']:.2f} | {100 * ev['acc_hungarian']:.2f} | {ev['nmi']:.3f} | "
+                         f"{ev['ari']:.3f} | {ev['clusters_used']} | {r['seconds'] / 60:.0f} min |")
+        if rows:
+            col = {k: [r["final"][k] for r in rows] for k in ("acc_paper", "acc_hungarian", "nmi", "ari",
+                                                              "clusters_used")}
+            lines.append(f"| **{captions[name]}: mean ± std over {len(rows)} seeds** | | | | "
+                         f"**{_mean_std(100 * np.asarray(col['acc_paper']))}** | "
+                         f"{_mean_std(100 * np.asarray(col['acc_hungarian']))} | {_mean_std(col['nmi'])} | "
+                         f"{_mean_std(col['ari'])} | {_mean_std(col['clusters_used'])} | "
+                         f"{_mean_std([r['seconds'] / 60 for r in rows])} min |")
+            lines.append(f"| {captions[name]}: best | | | | {100 * max(col['acc_paper']):.2f} | "
+                         f"{100 * max(col['acc_hungarian']):.2f} | {max(col['nmi']):.3f} | {max(col['ari']):.3f} | | |")
+    return "\n".join(lines)
+
+
+def selection_table(series: dict, captions: dict) -> str:
+    """How each label-free criterion ranks the restarts of every seed, against their accuracy then: the
+    restart each criterion would keep, and the best and mean accuracy among the restarts."""
+    lines = ["| run | seed | restarts: acc. at the choice (paper's criterion) | "
+             + " | ".join(f"kept by {c}" for c in CRITERIA) + " | best restart |",
+             "|---|---|---|" + "---|" * len(CRITERIA) + "---|"]
+    hits = {c: [] for c in CRITERIA}
+    for name, rows in series.items():
+        for r in rows:
+            acc = {i: v["acc_at_choice"] for i, v in r["restarts"].items()}
+            best = max(acc, key=acc.get)
+            kept = {c: min(r["restarts"], key=lambda i: r["restarts"][i][c]) for c in CRITERIA}
+            for c in CRITERIA:
+                hits[c].append(acc[kept[c]] - np.mean(list(acc.values())))
+            lines.append(f"| {captions[name]} | {r['seed']} | "
+                         + ", ".join(f"{100 * acc[i]:.1f}" for i in sorted(acc)) + " | "
+                         + " | ".join(f"{kept[c]} ({100 * acc[kept[c]]:.1f})" for c in CRITERIA)
+                         + f" | {best} ({100 * acc[best]:.1f}) |")
+    lines.append("| **kept minus the mean of the restarts, averaged** | | | "
+                 + " | ".join(f"{100 * np.mean(h):+.1f} points" if h else "" for h in hits.values()) + " | |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -202,6 +310,20 @@ def mnist_table(runs: dict, captions: dict) -> str:
     return "\n".join(lines)
 
 
+def diagnosis_table(runs: dict, captions: dict) -> str:
+    """Each diagnosis run after its first and its last epoch: the diagnostics and the clustering."""
+    lines = ["| run | epoch | clusters in use | max q | batch entropy | KL gap (nats) | acc. (paper's criterion) | "
+             "NMI |", "|---|---|---|---|---|---|---|---|"]
+    for name, run in runs.items():
+        shown = [r for r in run.metrics if r["epoch"] <= DIAGNOSIS_EPOCHS and "eval" in r]
+        for r in (shown[0], shown[-1]):
+            ev = r["eval"]
+            lines.append(f"| {captions[name]} | {r['epoch']} | {ev['clusters_used']} | {ev['max_q']:.3f} | "
+                         f"{ev['batch_entropy']:.3f} | {ev['kl_gap']:.1f} | {100 * ev['acc_paper']:.2f} | "
+                         f"{ev['nmi']:.3f} |")
+    return "\n".join(lines)
+
+
 def epoch_table(run: plots.Run, first: int = 10, every: int = 10) -> str:
     """One row per evaluated epoch: all of the first ``first``, then every ``every``-th, and the last."""
     _, timing = wall_seconds(run.path)
@@ -280,6 +402,31 @@ def main(argv=None) -> int:
         print(f"\nMNIST:\n{mnist_table(found, captions)}\n")
         for name, run in found.items():
             print(f"\n{name} per epoch:\n{epoch_table(run)}\n")
+
+    found, missing = existing(args.runs, DIAGNOSIS)
+    missing_all += missing
+    if not missing:
+        shown = {captions[n]: first_epochs(run, DIAGNOSIS_EPOCHS) for n, run in found.items()}
+        report(plots.draw_diagnostics(shown, args.out / "mnist_diagnosis.png",
+                                      title="MNIST fc, K = 10, seed 1: what stops the collapse"))
+        if args.tables:
+            print(f"\nmnist_diagnosis.png:\n{diagnosis_table(found, captions)}\n")
+
+    series = {}
+    for name in RECIPE:
+        rows = read_series(args.runs / name)
+        if rows:
+            series[name] = rows
+        else:
+            missing_all.append(name)
+    if "mnist_recipe-K10" in series:
+        first = series["mnist_recipe-K10"][0]
+        chosen = plots.read_run(args.runs / "mnist_recipe-K10" / f"seed{first['seed']}" / f"restart{first['chosen']}")
+        report(plots.draw_learning_curves(chosen, args.out / "mnist_recipe_curves.png"))
+        report(plots.draw_image_samples(chosen, args.out / "mnist_recipe_samples.png"))
+    if series and args.tables:
+        print(f"\nMNIST recipe:\n{recipe_table(series, captions)}\n")
+        print(f"\nchoosing among restarts:\n{selection_table(series, captions)}\n")
 
     if missing_all:
         print("missing runs (figures skipped); train them with:", file=sys.stderr)

@@ -123,8 +123,8 @@ class Settings:
                           "--select-by criterion prefers (no labels read) and train it on to --epochs")
     restart_epochs: int = _s(5, "epochs each restart trains before one is chosen (with --restarts N > 1)")
     select_by: str = _s("train_elbo", "label-free criterion that chooses among restarts: train_elbo, "
-                                      "eval_elbo or entropy (gmvae_np/restarts.py)",
-                        choices=("train_elbo", "eval_elbo", "entropy"))
+                                      "train_entropy, eval_elbo or eval_entropy (gmvae_np/restarts.py)",
+                        choices=("train_elbo", "train_entropy", "eval_elbo", "eval_entropy"))
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     eval_every: int = _s(1, "evaluate on the held-out split every N epochs (and after the last)")

@@ -13,10 +13,14 @@ unlabelled data can make too.
 
 The criteria (CRITERIA), each read from the last screening epoch's record:
 
-    train_elbo   the mean negative ELBO of that training epoch (lower wins): training data only
-    eval_elbo    the negative ELBO on the held-out split (lower wins)
-    entropy      the mean entropy of p(z|x,w) on the held-out split, the consistency violation
-                 (lower wins: the assignments the mixture itself makes are confident)
+    train_elbo      the mean negative ELBO of that training epoch (lower wins)
+    train_entropy   the mean entropy of p(z|x,w) over that training epoch, the consistency violation
+                    (lower wins: the mixture's own assignments of the training points are confident)
+    eval_elbo       the negative ELBO on the held-out split (lower wins)
+    eval_entropy    the mean entropy of p(z|x,w) on the held-out split (lower wins)
+
+The train_ criteria read the training data only; the eval_ ones read the held-out split's inputs (the
+test images for MNIST), never its labels.
 
 Every step is resumable: a restart with a checkpoint continues where it stopped, a finished screening
 is not repeated, and the chosen run continues with the trainer's own exact resume.
@@ -34,8 +38,9 @@ __all__ = ["CRITERIA", "restart_seed", "train_with_restarts", "criterion_values"
 
 CRITERIA = {
     "train_elbo": lambda record: record.get("train", {}).get("neg_elbo"),
+    "train_entropy": lambda record: record.get("train", {}).get("consistency_violation"),
     "eval_elbo": lambda record: record.get("eval", {}).get("neg_elbo"),
-    "entropy": lambda record: record.get("eval", {}).get("consistency_violation"),
+    "eval_entropy": lambda record: record.get("eval", {}).get("consistency_violation"),
 }
 SEED_STRIDE = 1000
 

@@ -7,6 +7,8 @@ are checked for size and for being used by a page.
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 
 from gmvae_np.data import Dataset
 from gmvae_np.presets import preset
+from gmvae_np.restarts import train_with_restarts
 from gmvae_np.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +41,26 @@ def _tiny_spiral(run_dir: Path, **changes) -> None:
     Trainer(settings, run_dir, verbose=False).run()
 
 
-def _tiny_images(run_dir: Path) -> None:
+def _tiny_image_data() -> Dataset:
     rng = np.random.default_rng(0)
     x = (rng.uniform(size=(60, 1, 28, 28)) > 0.5).astype(np.float32)
-    data = Dataset(name="mnist", x_train=x[:50], y_train=np.arange(50) % 10, x_test=x[50:],
+    return Dataset(name="mnist", x_train=x[:50], y_train=np.arange(50) % 10, x_test=x[50:],
                    y_test=np.arange(10), likelihood="bernoulli").flat()
+
+
+def _tiny_images(run_dir: Path) -> None:
     settings = preset("mnist_fc", epochs=1, K=4, Dx=3, Dw=2, hidden=8, batch_size=25, plots=False)
-    Trainer(settings, run_dir, dataset=data, verbose=False).run()
+    Trainer(settings, run_dir, dataset=_tiny_image_data(), verbose=False).run()
+
+
+def _tiny_recipe_series(root: Path, seeds=(1, 2)) -> None:
+    root.mkdir(parents=True)
+    (root / "seeds.json").write_text(json.dumps({"seeds": list(seeds)}))
+    for seed in seeds:
+        settings = preset("mnist_recipe", epochs=2, restarts=2, restart_epochs=1, K=4, Dx=3, Dw=2, hidden=8,
+                          batch_size=25, plots=False, seed=seed)
+        train_with_restarts(settings, root / f"seed{seed}", dataset=_tiny_image_data(), verbose=False,
+                            out=io.StringIO())
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +72,9 @@ def runs(tmp_path_factory, make_figures):
         _tiny_spiral(root / name, variant="mi")
     _tiny_images(root / "mnist_fc-K16-M1")
     _tiny_images(root / "mnist_fc-K10-M1")
+    for name in make_figures.DIAGNOSIS:
+        _tiny_images(root / name)
+    _tiny_recipe_series(root / "mnist_recipe-K10")
     return root
 
 
@@ -67,7 +86,8 @@ def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, c
     assert code == 1
     assert "mnist_fc-K10-M10" in printed.err and "./run.sh mnist-fc --K 10 --mc 10" in printed.err
     expected = {"spiral_small.png", "spiral_latent.png", "spiral_recon.png", "spiral_curves.png",
-                "ablation_cv.png", "ablation_mi.png", "mnist_fc_samples.png", "mnist_fc_curves.png"}
+                "ablation_cv.png", "ablation_mi.png", "mnist_fc_samples.png", "mnist_fc_curves.png",
+                "mnist_diagnosis.png", "mnist_recipe_curves.png", "mnist_recipe_samples.png"}
     assert {p.name for p in out.iterdir()} == expected
     for path in out.iterdir():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path.name
@@ -76,6 +96,10 @@ def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, c
     for caption in ("η=1, α=0", "η=0, α=0", "η=0, α=1", "η=1, α=2 (the preset)", "mi, λ=0.5", "K=16, M=1"):
         assert f"| {caption} |" in printed.out
     assert "mnist_fc-K16-M1 per epoch" in printed.out
+    assert "| faithful + balance 10 | 1 |" in printed.out and "mnist_recipe-K16" in printed.err
+    rows = [line for line in printed.out.splitlines() if line.startswith("| recipe, K=10 | ")]
+    assert [line.split("|")[2].strip() for line in rows] == ["1", "2", "1", "2"]   # results, then selection
+    assert "mean ± std over 2 seeds" in printed.out and "kept by train_elbo" in printed.out
 
 
 def test_epoch_table_keeps_the_first_epochs_then_every_tenth_and_the_last(make_figures, tmp_path):

@@ -461,3 +461,16 @@ def test_without_labels_the_best_checkpoint_follows_the_eval_elbo(tmp_path):
     assert best["key"] == "neg_elbo" and best["value"] == min(scores)
     with np.load(tmp_path / "snapshot.npz") as z:
         assert "labels" not in z.files and z["y"].shape == (120, 3)
+
+
+def test_running_sums_from_before_the_diagnostics_resume_with_them_at_zero():
+    """A checkpoint of an older version holds only the TRAIN_KEYS' sums: it loads, the terms keep their
+    values and the diagnostics start from zero."""
+    from gmvae_np.train import RunningSums
+
+    sums = RunningSums(ag.get_backend("numpy"))
+    old = {"sums": [float(i + 1) for i in range(len(TRAIN_KEYS))], "count": 4}
+    sums.load(old, K=3)
+    assert sums.read() == {name: (i + 1) / 4 for i, name in enumerate(TRAIN_KEYS)}
+    assert sums.read_diagnostics() == {**{name: 0.0 for name in DIAGNOSTICS}, "clusters_used": 0}
+    assert len(sums.state()["sums"]) == len(TRAIN_KEYS) + len(DIAGNOSTICS) + 3
