@@ -66,8 +66,8 @@ DIAGNOSIS = {   # what stops the collapse: the balance term or the recipe's othe
 }
 DIAGNOSIS_EPOCHS = 5
 RECIPE = {   # series of seeds with restarts (docs/results.md, section 5)
-    "mnist_recipe-K10": ("./run.sh mnist-recipe --K 10 --epochs 30 --seeds 1-5", "recipe, K=10"),
-    "mnist_recipe-K16": ("./run.sh mnist-recipe --K 16 --epochs 30 --seeds 1-5", "recipe, K=16"),
+    "mnist_recipe-K10": ("./run.sh mnist-recipe --K 10 --seeds 1-5", "recipe, K=10"),
+    "mnist_recipe-K16": ("./run.sh mnist-recipe --K 16 --seeds 1-5", "recipe, K=16"),
 }
 RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "the spiral preset"),
         **CV_ABLATION, **MI_ABLATION, **MNIST, **DIAGNOSIS, **RECIPE}

@@ -287,13 +287,9 @@ class GMVAE(Module):
         return out
 
     # -- the loss --------------------------------------------------------------------------------------
-    def loss(self, y, noise: dict | None = None) -> LossResult:
-        """The training objective and the ELBO terms for a batch y of shape (B, *input_shape).
-
-        ``noise`` = {"x": (M, B, Dx), "w": (M, B, Dw)} standard normal arrays makes the loss a
-        deterministic function of y and the parameters (for gradient checks); by default they are drawn
-        from the model's backend.rng. BatchNorm follows the model's train/eval mode.
-        """
+    def _forward(self, y, noise):
+        """One pass through the three networks: y, q(x|y) q(w|y) [q(z|y)], the samples x (M, B, Dx), the
+        prior parameters mu_k(w), log sigma2_k(w) (M, B, K, Dx) and the decoder's output (M, B, D)."""
         c = self.config
         y = self._as_input(y)
         B, M = y.shape[0], c.mc
@@ -307,6 +303,18 @@ class GMVAE(Module):
         prior_logvar = ag.reshape(prior_logvar, (M, B, c.K, c.Dx))
         decoded = {k: ag.reshape(v, (M, B, c.input_size))
                    for k, v in self._decode(ag.reshape(x, (M * B, c.Dx))).items()}
+        return y, q, x, prior_mean, prior_logvar, decoded
+
+    def loss(self, y, noise: dict | None = None) -> LossResult:
+        """The training objective and the ELBO terms for a batch y of shape (B, *input_shape).
+
+        ``noise`` = {"x": (M, B, Dx), "w": (M, B, Dw)} standard normal arrays makes the loss a
+        deterministic function of y and the parameters (for gradient checks); by default they are drawn
+        from the model's backend.rng. BatchNorm follows the model's train/eval mode.
+        """
+        c = self.config
+        y, q, x, prior_mean, prior_logvar, decoded = self._forward(y, noise)
+        B = y.shape[0]
 
         log_p_z = elbo.z_posterior(x, prior_mean, prior_logvar)       # log p(z|x,w), (M, B, K)
         if c.variant == "cv":
@@ -417,17 +425,8 @@ class GMVAE(Module):
         """
         c = self.config
         with ag.no_grad():
-            y = self._as_input(y)
-            B, M = y.shape[0], c.mc
-            q = self._encode(y)
-            eps = self._noise(noise, M, B)
-            x = F.gaussian_sample(q["x_mean"], q["x_logvar"], eps["x"])           # (M, B, Dx)
-            w = F.gaussian_sample(q["w_mean"], q["w_logvar"], eps["w"])           # (M, B, Dw)
-            prior_mean, prior_logvar = self._prior(ag.reshape(w, (M * B, c.Dw)))
-            prior_mean = ag.reshape(prior_mean, (M, B, c.K, c.Dx))
-            prior_logvar = ag.reshape(prior_logvar, (M, B, c.K, c.Dx))
-            decoded = {k: ag.reshape(v, (M, B, c.input_size))
-                       for k, v in self._decode(ag.reshape(x, (M * B, c.Dx))).items()}
+            y, q, x, prior_mean, prior_logvar, decoded = self._forward(y, noise)
+            B = y.shape[0]
             return (elbo.reconstruction(ag.reshape(y, (B, c.input_size)), decoded, c.likelihood)
                     + elbo.w_prior(q["w_mean"], q["w_logvar"])
                     + elbo.mixture_prior(x, q["x_mean"], q["x_logvar"], prior_mean, prior_logvar))

@@ -7,7 +7,7 @@ settings of the original code's run.sh and main.lua (Dilokthanakul et al., 2016,
     spiral (*)        5 arms x 1,000   fc    gaussian    8    2    2    100     2.0    200    500     1e-4
     mnist             MNIST images     conv  bernoulli   14   200  150  500     0.4    50     100     1e-4
     mnist_fc          MNIST, flattened fc    bernoulli   14   200  150  1000    0.4    50     100     1e-4
-    mnist_recipe (r)  MNIST, flattened fc    bernoulli   10   20   10   500     0.4    200    50      1e-3
+    mnist_recipe (r)  MNIST, flattened fc    bernoulli   10   20   10   500     0.4    200    30      1e-3
     fashion_mnist     Fashion-MNIST    conv  bernoulli   10   200  150  500     0.4    50     100     1e-4
     fashion_mnist_fc  Fashion, flat    fc    bernoulli   10   200  150  1000    0.4    50     100     1e-4
     svhn              GIST features    fc    gaussian    10   200  150  1000    1.0    50     100     1e-4
@@ -224,7 +224,7 @@ PRESETS: dict[str, dict] = {
     "cifar100": dict(_FEATURES, dataset="cifar-100", K=100),
     "stl10": dict(_FEATURES, dataset="stl-10"),
     "mnist_recipe": dict(dataset="mnist", arch="fc", K=10, Dx=20, Dw=10, hidden=500, alpha=0.4, balance=10.0,
-                         batch_size=200, epochs=50, lr=1e-3, restarts=4, restart_epochs=5, plot_every=0),
+                         batch_size=200, epochs=30, lr=1e-3, restarts=4, restart_epochs=5, plot_every=0),
     "custom": dict(dataset="custom", arch="fc", likelihood="gaussian", K=10, Dx=16, Dw=8, hidden=256,
                    alpha=1.0, batch_size=100, epochs=100, lr=1e-3, plot_every=10),
 }
