@@ -17,7 +17,8 @@ a handler of its own (a Trainer with ``handle_signals`` has one); the parent, on
 the tasks not yet started and then either
 
 * ``graceful=True``: sends SIGTERM once to every worker and waits for the running tasks to return (a Trainer
-  saves a checkpoint and stops; a task between steps can ask :func:`stop_requested`), or
+  saves a checkpoint and stops; a task that has not started training yet, or that was already queued to
+  a worker, sees :func:`stop_requested` and returns at once), or
 * ``graceful=False``: ends the workers at once,
 
 and raises :class:`Interrupted`, a KeyboardInterrupt that carries the results of the tasks that finished
@@ -38,7 +39,8 @@ BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_
             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 """The environment variables that fix a BLAS library's thread count when it loads."""
 
-_stop_signal = None      # in a worker: the signal that asked it to stop, if any
+_stop_event = None       # in a worker: set by the parent when Ctrl-C asks the workers to stop
+_stop_signal = None      # in a worker: SIGTERM, once received outside a task's own handler
 _blas_limit = None       # in a worker: the threadpoolctl limit, kept alive for the worker's lifetime
 
 
@@ -68,9 +70,9 @@ def resolve_jobs(n_jobs, n_tasks: int) -> int:
     return max(1, min(n, n_tasks))
 
 
-def stop_requested():
-    """In a worker: the signal number (SIGTERM) if the parent asked the workers to stop, else None."""
-    return _stop_signal
+def stop_requested() -> bool:
+    """In a worker: True once the parent has asked the workers to stop (a task checks it between steps)."""
+    return _stop_signal is not None or (_stop_event is not None and _stop_event.is_set())
 
 
 def _record_stop(signum, frame):
@@ -78,9 +80,10 @@ def _record_stop(signum, frame):
     _stop_signal = signum
 
 
-def _init_worker() -> None:
+def _init_worker(stop_event) -> None:
     """Runs first in every worker: one BLAS thread, SIGINT ignored, SIGTERM recorded."""
-    global _blas_limit
+    global _blas_limit, _stop_event
+    _stop_event = stop_event
     for name in BLAS_ENV:
         os.environ[name] = "1"
     try:
@@ -130,7 +133,9 @@ def run_in_processes(fn, args_list, n_jobs=None, *, graceful: bool = False) -> l
     workers = resolve_jobs(n_jobs, len(args_list))
     results = [None] * len(args_list)
     context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+    stop = context.Event()
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                   initargs=(stop,))
     futures = []
     try:
         with _one_blas_thread_env():
@@ -149,6 +154,7 @@ def run_in_processes(fn, args_list, n_jobs=None, *, graceful: bool = False) -> l
             raise error
         return results
     except KeyboardInterrupt:
+        stop.set()
         for f in futures:
             f.cancel()
         if graceful:
