@@ -23,14 +23,26 @@ It is a scikit-learn estimator (``ClusterMixin, TransformerMixin, BaseEstimator`
 ``n_init`` restarts training from ``n_init`` seeds and keeps the restart with the highest mean ELBO on the
 training data (evaluated in eval mode, as ``score``); ``n_jobs`` trains the restarts in that many worker
 processes (gmvae_np.parallel), each with one BLAS thread. The seeds: an int ``random_state`` r gives
-restart i the seed r + i (the command line's ``--seed``: ``random_state=r`` alone trains the run
-``--seed r`` would); None, a ``numpy.random.RandomState`` or a ``numpy.random.Generator`` draws them.
+restart i the seed r + i (the seed the command line's ``--seed`` sets), so ``random_state=r`` makes the
+first restart the same whatever n_init; None, a ``numpy.random.RandomState`` or a
+``numpy.random.Generator`` draws the seeds.
 
 ``predict_proba`` gives the cluster probabilities (q(z|y) for variant "cv", p(z|x, w) at the posterior
 means for "mi"), ``transform`` the latent means E[x|y] (n_samples, Dx) for plotting and downstream use,
 ``score`` the mean ELBO per sample (higher is better; in the units of the standardised data),
 ``sample(n)`` n draws from the generative model in the original units, and ``save(path)`` /
 ``GMVAEClustering.load(path)`` keep a fitted estimator in one .npz file (pickle works too).
+
+The defaults suit small tables (hundreds to a few thousand rows, tens of columns), so that passing only
+``n_clusters`` gives a sound result: a narrow network (hidden 64), batches of 64 rows, and
+``epochs="auto"``, enough passes over the data for about AUTO_STEPS Adam steps whatever the number of
+rows (at least AUTO_EPOCHS[0] passes and at most AUTO_EPOCHS[1]: a table of 150 rows is seen a thousand
+times, one of 100,000 ten times). docs/gallery.md measures these defaults beside
+KMeans and a Gaussian mixture (``python benchmarks/gallery.py``).
+
+``dtype="float32"`` (the default) computes as the rest of the project does; in float32, a row's latent
+means may change in their 7th digit when the rows around it change (the matrix products add in another
+order), which scikit-learn's order-invariance checks count as a difference; ``dtype="float64"`` passes them.
 
 ``n_clusters=1`` puts every row in one cluster, as scikit-learn's clusterers do; the model underneath
 still has two mixture components (a GMVAE needs K >= 2), whose probabilities are added together.
@@ -63,12 +75,25 @@ _NOT_FITTED = "this %(name)s is not fitted yet; call fit(X) first"
 def _as_array(X):
     """X as a NumPy array for the shape and dtype checks made before scikit-learn's, or None (sparse,
     ragged or otherwise unreadable input is left to scikit-learn's validation and its messages)."""
-    if hasattr(X, "tocsr") or hasattr(X, "__sklearn_tags__"):
+    if hasattr(X, "tocsr"):  # a SciPy sparse matrix or array
         return None
     try:
         return np.asarray(X)
     except Exception:
         return None
+
+
+AUTO_STEPS = 2000
+"""epochs="auto" trains for about this many Adam steps: ceil(AUTO_STEPS / steps per epoch) epochs, at
+least AUTO_EPOCHS[0] and at most AUTO_EPOCHS[1]."""
+AUTO_EPOCHS = (10, 1000)
+
+
+def _auto_epochs(n_rows: int, batch) -> int:
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        return AUTO_EPOCHS[0]  # the batch size is refused when the settings are validated
+    steps = max(1, n_rows // batch)
+    return int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], math.ceil(AUTO_STEPS / steps))))
 
 
 def _restart_seeds(random_state, n_init: int) -> list:
@@ -126,7 +151,8 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     n_clusters  K, the number of mixture components (>= 1)
     variant     "cv" (consistency violation) or "mi" (minimum-information constraint)
-    epochs, batch_size, lr     Adam training: passes over the data, rows per step, learning rate
+    epochs      passes over the data; "auto" trains for about AUTO_STEPS Adam steps (module docstring)
+    batch_size, lr             Adam training: rows per step, learning rate
     hidden, Dx, Dw             network width and the sizes of the latents x and w
     alpha, eta, lam            weights of the consistency violation and z prior (read by cv only),
                                free-bits threshold (read by mi only)
@@ -142,8 +168,8 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     verbose     print one summary line per epoch
     """
 
-    def __init__(self, n_clusters: int = 8, *, variant: str = "cv", epochs: int = 100, batch_size: int = 100,
-                 lr: float = 1e-3, hidden: int = 256, Dx: int = 16, Dw: int = 8, alpha: float = 1.0,
+    def __init__(self, n_clusters: int = 8, *, variant: str = "cv", epochs="auto", batch_size: int = 64,
+                 lr: float = 1e-3, hidden: int = 64, Dx: int = 16, Dw: int = 8, alpha: float = 1.0,
                  eta: float = 1.0, lam: float = 0.5, mc: int = 1, likelihood: str = "gaussian",
                  standardize: bool = True, n_init: int = 1, n_jobs=None, random_state=None,
                  dtype: str = "float32", backend: str = "numpy", verbose: bool = False):
@@ -221,6 +247,9 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         batch = self.batch_size
         if isinstance(batch, int) and not isinstance(batch, bool) and batch > n_rows:
             batch = n_rows  # a batch larger than the data is clipped (scikit-learn's MLP does the same)
+        epochs = self.epochs
+        if isinstance(epochs, str) and epochs == "auto":
+            epochs = _auto_epochs(n_rows, batch)
         K = self.n_clusters
         if isinstance(K, numbers.Integral) and not isinstance(K, bool):
             K = max(2, int(K))  # one cluster: two components reported together (module docstring)
@@ -228,9 +257,9 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             return Settings(
                 experiment="estimator", dataset="array", arch="fc", likelihood=self.likelihood,
                 K=K, Dx=self.Dx, Dw=self.Dw, hidden=self.hidden, variant=self.variant,
-                alpha=self.alpha, eta=self.eta, lam=self.lam, mc=self.mc, epochs=self.epochs,
+                alpha=self.alpha, eta=self.eta, lam=self.lam, mc=self.mc, epochs=epochs,
                 batch_size=batch, lr=self.lr, seed=seed, dtype=self.dtype, backend=self.backend,
-                eval_every=self.epochs if isinstance(self.epochs, int) and self.epochs > 0 else 1,
+                eval_every=epochs if isinstance(epochs, int) and epochs > 0 else 1,
                 log_every=0, plots=False).validate()
         except ValueError as e:
             # the settings speak in command-line flags; name the estimator's parameters instead

@@ -281,3 +281,13 @@ def test_a_bare_model_pickles(backend):
     for loaded in _round_trips(model):
         assert loaded.backend is model.backend
         np.testing.assert_array_equal(loaded.predict_proba(y).numpy(), model.predict_proba(y).numpy())
+
+
+def test_auto_epochs_aim_at_a_number_of_steps():
+    from gmvae_np.estimator import AUTO_STEPS, _auto_epochs
+
+    assert _auto_epochs(150, 64) == 1000                       # 2 steps an epoch: capped at 1,000 epochs
+    assert _auto_epochs(1797, 64) == -(-AUTO_STEPS // 28)      # digits: 28 steps an epoch
+    assert _auto_epochs(100_000, 64) == 10                     # at least 10 passes
+    est = GMVAEClustering(n_clusters=2, batch_size=10, hidden=8, Dx=2, Dw=2)
+    assert est._settings(20_000, seed=0).epochs == 10 and est.epochs == "auto"
