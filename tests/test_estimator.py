@@ -7,7 +7,10 @@ latent mean may change in its 7th digit when the rows come in another order (the
 another order), which the suite's order-invariance checks (rtol 1e-7) would count as a difference.
 """
 import io
+import os
 import pickle
+import subprocess
+import sys
 
 import joblib
 import numpy as np
@@ -291,3 +294,14 @@ def test_auto_epochs_aim_at_a_number_of_steps():
     assert _auto_epochs(100_000, 64) == 10                     # at least 10 passes
     est = GMVAEClustering(n_clusters=2, batch_size=10, hidden=8, Dx=2, Dw=2)
     assert est._settings(20_000, seed=0).epochs == 10 and est.epochs == "auto"
+
+
+def test_the_array_api_check_too():
+    """check_array_api_input is skipped unless SCIPY_ARRAY_API=1 was set before SciPy loaded, so the
+    conformance suite above cannot run it; a fresh interpreter with the variable set does."""
+    code = ("from sklearn.utils.estimator_checks import check_array_api_input\n"
+            "from gmvae_np import GMVAEClustering\n"
+            f"check_array_api_input('GMVAEClustering', GMVAEClustering(**{TINY!r}), array_namespace='numpy')\n")
+    env = dict(os.environ, SCIPY_ARRAY_API="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
