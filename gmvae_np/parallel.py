@@ -22,7 +22,8 @@ the tasks not yet started and then either
 * ``graceful=False``: ends the workers at once,
 
 and raises :class:`Interrupted`, a KeyboardInterrupt that carries the results of the tasks that finished
-(None for the others). An exception raised by a task is raised again in the parent, for the first failing
+(None for the others). SIGTERM to the parent (``kill PID``) is handled as Ctrl-C while the tasks run, and a
+worker whose parent has gone (killed with SIGKILL) ends itself within a second instead of training on. An exception raised by a task is raised again in the parent, for the first failing
 task in the order of ``args_list``, after the tasks still running have finished.
 """
 from __future__ import annotations
@@ -31,6 +32,8 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 __all__ = ["run_in_processes", "resolve_jobs", "stop_requested", "Interrupted", "BLAS_ENV"]
@@ -94,6 +97,31 @@ def _init_worker(stop_event) -> None:
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _record_stop)
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _end_with_parent(parent: int) -> None:
+    """In a worker: exit once the parent is gone (its pid is no longer our parent's)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """In the parent's main thread: SIGTERM stops the workers as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -130,7 +158,11 @@ def run_in_processes(fn, args_list, n_jobs=None, *, graceful: bool = False) -> l
     args_list = [tuple(a) for a in args_list]
     if not args_list:
         return []
-    workers = resolve_jobs(n_jobs, len(args_list))
+    with _sigterm_as_interrupt():
+        return _run(fn, args_list, resolve_jobs(n_jobs, len(args_list)), graceful)
+
+
+def _run(fn, args_list: list, workers: int, graceful: bool) -> list:
     results = [None] * len(args_list)
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
