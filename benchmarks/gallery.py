@@ -185,9 +185,12 @@ def format_table(rows: list, seeds: list) -> str:
     for r in rows:
         cells = []
         for i in range(3):
-            text = f"{r['mean'][i]:.3f} ± {r['std'][i]:.3f}"
+            text = f"{r['mean'][i]:.3f} ± {r['std'][i]:.3f}" if len(seeds) > 1 else f"{r['mean'][i]:.3f}"
             cells.append(f"**{text}**" if round(r["mean"][i], 3) == best[(r["data"], i)] else text)
         lines.append(f"| {r['data']} | {r['method']} | {' | '.join(cells)} | {r['mean'][3]:.2f} |")
+    if len(seeds) == 1:
+        return "\n".join(lines) + f"\n\nSeed {seeds[0]} only (`--seeds 1`); the default, `--seeds 5`, gives the mean ± " \
+                                  f"standard deviation over seeds 0 to 4."
     return "\n".join(lines) + f"\n\nMean ± standard deviation over seeds {seeds[0]} to {seeds[-1]}."
 
 

@@ -1,7 +1,7 @@
 """Tests of benchmarks/gallery.py, the script behind docs/gallery.md's figure and table.
 
 A smoke run (--quick: two small data sets, two seeds, three epochs) checks that the script measures
-every method and writes its table into a page.
+every method and writes its table into a page; the committed page is checked for a full table.
 """
 from __future__ import annotations
 
@@ -42,3 +42,13 @@ def test_quick_table_is_written_into_the_page(gallery, tmp_path, capsys):
     assert len(rows) == 6 and all(" ± " in row for row in rows)
     assert "over seeds 0 to 1" in text
 
+
+
+def test_the_committed_page_holds_the_full_table(gallery):
+    text = (ROOT / "docs" / "gallery.md").read_text(encoding="utf-8")
+    table = text[text.index(gallery.BEGIN):text.index(gallery.END)]
+    for name in gallery.REAL:
+        for method in gallery.METHODS:
+            assert sum(line.startswith(f"| {name} (") and f"| {method} |" in line
+                       for line in table.splitlines()) == 1, (name, method)
+    assert "figures/gallery.png" in text and (ROOT / "docs" / "figures" / "gallery.png").is_file()
