@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -321,10 +322,12 @@ def test_ctrl_c_stops_a_parallel_series_and_resume_finishes_it(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
-    assert "0 of 3 seeds finished" in err and f"--resume {root}" in err
+    # usually none has finished; on a busy machine the first seed may end before the second starts
+    finished = int(re.search(r"(\d) of 3 seeds finished", err).group(1))
+    assert finished < 3 and f"--resume {root}" in err
     assert (root / "seed1" / "checkpoints" / "last.npz").is_file()
     assert (root / "seed2" / "checkpoints" / "last.npz").is_file()
-    assert not (root / "seed3" / "checkpoints" / "last.npz").is_file()
+    assert not (root / "summary.json").exists()
     # resume: seeds 1 and 2 are already past epoch 2, seed 3 trains its 2 epochs
     assert run("spiral", ["--resume", str(root), "--epochs", "2", "--jobs", "2"]) == 0
     assert json.loads((root / "summary.json").read_text())["seeds"] == [1, 2, 3]
