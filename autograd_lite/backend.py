@@ -119,6 +119,14 @@ class Backend:
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, device={self.device!r})"
 
+    def __reduce__(self):
+        """Pickle a backend by its name: unpickling gives this process's shared record of that name.
+
+        The record holds a module (``xp``) and a device, which cannot be pickled and mean nothing in
+        another process anyway; the name is what a model needs to find its arrays' library again.
+        """
+        return get_backend, (self.name,)
+
     # -- dtypes and transfer -----------------------------------------------------------------------
     def dtype(self, name):
         """The namespace's dtype object for a name such as ``"float32"`` (or a dtype, returned as is)."""

@@ -12,6 +12,9 @@ default is the preset's value, so ``--help`` lists them all. Beyond the settings
     --seeds 1-10         one run per seed into RUN_DIR/seed<k>, then RUN_DIR/summary.json and a table of
                          the mean, standard deviation and best of every final metric (as the paper's
                          tables); ``--resume RUN_DIR`` continues such a series where it stopped
+    --jobs N             train the seeds of a series in N worker processes at once, one BLAS thread each
+                         (gmvae_np.parallel); the table is the same whatever N, since the runs are
+                         gathered in seed order and each computes as it would alone on one thread
     -gpu N, --gpu        the original code's habit: -gpu 1 (or --gpu) means --backend cupy, -gpu 0 numpy
 
 The variants read different weights (gmvae_np.elbo.objective): cv reads --alpha and --eta, mi reads
@@ -81,6 +84,9 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run (or series of seeds) in RUN_DIR")
     run.add_argument("--seeds", metavar="LIST", help="train once per seed, e.g. 1-10 or 1,4,7, into "
                                                      "RUN_DIR/seed<k>, then write RUN_DIR/summary.json")
+    run.add_argument("--jobs", type=int, metavar="N", help="with --seeds (or --resume of a series): train N "
+                                                          "seeds at once in worker processes, one BLAS "
+                                                          "thread each")
     run.add_argument("--gpu", "-gpu", dest="gpu", type=int, nargs="?", const=1, default=argparse.SUPPRESS,
                      metavar="N", help="the original's flag: -gpu 1 or --gpu means --backend cupy, "
                                        "-gpu 0 means --backend numpy")
@@ -204,8 +210,11 @@ def _resume_settings(run_dir: Path, given: dict) -> Settings:
     return settings.replace(**given)
 
 
-def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given: dict, resume: bool) -> int:
-    """Train one run per seed into root/seed<k>; write root/summary.json and print the table."""
+def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given: dict, resume: bool,
+            jobs: int | None = None) -> int:
+    """Train one run per seed into root/seed<k>; write root/summary.json and print the table.
+
+    With ``jobs`` the seeds train in that many worker processes (:func:`_parallel_series`)."""
     if not resume:
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -215,7 +224,11 @@ def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given
             raise RunDirError(f"cannot write to the run directory {root} ({e.strerror or e}); choose a writable "
                               f"--out") from None
     finals = {}
-    for seed in seeds:
+    if jobs is not None:
+        code = _parallel_series(experiment, base, seeds, root, given, resume, jobs, finals)
+        if code:
+            return code
+    for seed in seeds if jobs is None else ():
         run_dir = root / f"seed{seed}"
         has_ckpt = _has_run(run_dir)
         if resume and has_ckpt:
@@ -229,12 +242,86 @@ def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given
         except TrainingInterrupted as e:
             print(f"{e}; {_resume_hint(experiment, root)}", file=sys.stderr, flush=True)
             return e.exit_code
-        finals[seed] = {**record.get("eval", {}), "train_neg_elbo": record.get("train", {}).get("neg_elbo")}
+        finals[seed] = _final(record)
     summary = summarize(finals)
     summary = {"experiment": experiment, "seeds": seeds, **summary}
     (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _say(format_table(summary))
     _say(f"summary written to {root / 'summary.json'}")
+    return 0
+
+
+def _final(record: dict) -> dict:
+    """What the summary keeps of a run's last record: the final evaluation and training -ELBO."""
+    return {**record.get("eval", {}), "train_neg_elbo": record.get("train", {}).get("neg_elbo")}
+
+
+class _SeedLines:
+    """A worker's output stream: whole lines, each prefixed with its seed; live progress lines dropped
+    (several workers redrawing one terminal line would garble it)."""
+
+    def __init__(self, seed: int, stream):
+        self.prefix, self.stream, self.buffer = f"[seed {seed}] ", stream, ""
+
+    def write(self, text: str) -> int:
+        if text.startswith("\r"):
+            return len(text)
+        self.buffer += text
+        *lines, self.buffer = self.buffer.split("\n")
+        for line in lines:
+            self.stream.write(self.prefix + line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _series_task(settings: Settings, run_dir: str, resume: bool) -> dict:
+    """One seed of a parallel series, in a worker process: {"status": "done", "final": ...}, or
+    {"status": "interrupted"} when Ctrl-C (SIGINT, or the parent's SIGTERM) stopped it, with a checkpoint
+    saved once training had started."""
+    from .parallel import stop_requested
+
+    if stop_requested():
+        return {"status": "interrupted"}
+    out, err = _SeedLines(settings.seed, sys.stdout), _SeedLines(settings.seed, sys.stderr)
+    print(f"{out.prefix}{'resuming ' if resume else ''}{run_dir}", flush=True)
+    trainer = Trainer(settings, run_dir, resume=resume, out=out, err=err, handle_signals=True)
+    if stop_requested():
+        return {"status": "interrupted"}
+    try:
+        record = trainer.run()
+    except TrainingInterrupted:
+        return {"status": "interrupted"}
+    return {"status": "done", "final": _final(record)}
+
+
+def _parallel_series(experiment: str, base: Settings, seeds: list[int], root: Path, given: dict, resume: bool,
+                     jobs: int, finals: dict) -> int:
+    """Train the seeds in ``jobs`` worker processes; fill ``finals`` in seed order. Returns 0 when every
+    seed finished, else the exit code of an interruption (the finished seeds are kept for --resume)."""
+    from .parallel import Interrupted, run_in_processes
+
+    tasks = []
+    for seed in seeds:
+        run_dir = root / f"seed{seed}"
+        has_ckpt = (run_dir / "checkpoints" / "last.npz").is_file()
+        settings = _resume_settings(run_dir, given) if resume and has_ckpt else base.replace(seed=seed)
+        tasks.append((settings, str(run_dir), resume and has_ckpt))
+    _say(f"== seeds {', '.join(map(str, seeds))}: {jobs} at a time into {root}")
+    try:
+        results = run_in_processes(_series_task, tasks, jobs, graceful=True)
+        interrupted = False
+    except Interrupted as e:
+        results, interrupted = e.results, True
+    done = [seed for seed, r in zip(seeds, results) if r is not None and r["status"] == "done"]
+    if interrupted or len(done) < len(seeds):
+        print(f"interrupted: {len(done)} of {len(seeds)} seeds finished; the others stopped, those that had "
+              f"started training after saving a checkpoint; {_resume_hint(experiment, root)}",
+              file=sys.stderr, flush=True)
+        return 130
+    for seed, r in zip(seeds, results):
+        finals[seed] = r["final"]
     return 0
 
 
@@ -300,6 +387,18 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def _check_jobs(args, series: bool):
+    """--jobs N: a whole number >= 1, and only for a series of seeds."""
+    if args.jobs is None:
+        return None
+    if args.jobs < 1:
+        raise SettingsError(f"--jobs must be a whole number >= 1 (worker processes); got {args.jobs}")
+    if not series:
+        raise SettingsError("--jobs trains the seeds of a series in parallel; give --seeds too (or --resume a "
+                            "series of seeds)")
+    return args.jobs
+
+
 def _run(experiment: str, args) -> int:
     given = _given(args)
     if args.resume:
@@ -324,7 +423,9 @@ def _run(experiment: str, args) -> int:
             if fixed:
                 raise SettingsError(f"--resume continues the series in {root} with its own settings, so "
                                     f"{', '.join(map(_flag, fixed))} cannot change")
-            return _series(experiment, base.replace(**given), seeds, root, given, resume=True)
+            return _series(experiment, base.replace(**given), seeds, root, given, resume=True,
+                           jobs=_check_jobs(args, series=True))
+        _check_jobs(args, series=False)
         settings = _resume_settings(root, given)
         if settings.experiment != experiment:
             raise SettingsError(f"{root} is a run of experiment {settings.experiment!r}; resume it with "
@@ -339,7 +440,8 @@ def _run(experiment: str, args) -> int:
         if (root / "seeds.json").is_file():
             raise RunDirError(f"{root} already holds a series of seeds; continue it with --resume {root} or "
                               f"choose a new --out")
-        return _series(experiment, settings, seeds, root, given, resume=False)
+        return _series(experiment, settings, seeds, root, given, resume=False, jobs=_check_jobs(args, True))
+    _check_jobs(args, series=False)
     root = Path(args.out or f"runs/{experiment}-{settings.variant}-seed{settings.seed}")
     return _single(experiment, settings, root, resume=False)
 

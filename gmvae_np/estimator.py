@@ -1,76 +1,178 @@
-"""GMVAEClustering: the GMVAE as a scikit-learn-style clustering estimator for your own matrix.
+"""GMVAEClustering: the GMVAE as a scikit-learn clustering estimator for your own matrix.
 
     from gmvae_np import GMVAEClustering
-    model = GMVAEClustering(n_clusters=5, epochs=50).fit(X)      # X: (n_samples, n_features)
-    labels = model.predict(X)                                     # cluster of each row
+    model = GMVAEClustering(n_clusters=5, random_state=0).fit(X)   # X: (n_samples, n_features)
+    labels = model.predict(X)                                       # cluster of each row
 
-It follows scikit-learn's conventions without depending on scikit-learn: ``__init__`` only stores its
-arguments (checked in ``fit``), ``get_params``/``set_params`` work (so ``sklearn.base.clone`` and grid
-searches do), ``fit`` returns the estimator, and what fitting learns ends with an underscore:
+It is a scikit-learn estimator (``ClusterMixin, TransformerMixin, BaseEstimator``) that passes
+``sklearn.utils.estimator_checks.check_estimator``: it goes into a Pipeline and GridSearchCV, ``clone``,
+``pickle`` and ``joblib.dump`` work, input is checked by scikit-learn's ``validate_data`` and use before
+``fit`` raises scikit-learn's NotFittedError. What fitting learns ends with an underscore:
 
-    model_          the trained gmvae_np.model.GMVAE
-    config_         its GMVAEConfig
-    n_features_in_  number of columns of X
-    mean_, scale_   the per-column standardisation (zeros and ones when standardize=False)
-    labels_         the cluster of each training row
-    history_        one record per epoch: {"epoch", "step", "train": {objective, neg_elbo, terms...}}
-    n_iter_         epochs trained
+    model_            the trained gmvae_np.model.GMVAE (of the best restart)
+    config_           its GMVAEConfig
+    n_features_in_    number of columns of X (and feature_names_in_ for a DataFrame with string names)
+    mean_, scale_     the per-column standardisation (zeros and ones when standardize=False)
+    labels_           the cluster of each training row
+    history_          one record per epoch: {"epoch", "step", "train": {objective, neg_elbo, terms...}}
+    n_iter_           epochs trained
+    n_init_scores_    score(X) of every restart on the training data (the mean ELBO; the highest wins)
+    n_init_seeds_     the seed each restart trained with
+    best_init_        the index of the winning restart
+
+``n_init`` restarts training from ``n_init`` seeds and keeps the restart with the highest mean ELBO on the
+training data (evaluated in eval mode, as ``score``); ``n_jobs`` trains the restarts in that many worker
+processes (gmvae_np.parallel), each with one BLAS thread. The seeds: an int ``random_state`` r gives
+restart i the seed r + i (the seed the command line's ``--seed`` sets), so ``random_state=r`` makes the
+first restart the same whatever n_init; None, a ``numpy.random.RandomState`` or a
+``numpy.random.Generator`` draws the seeds.
 
 ``predict_proba`` gives the cluster probabilities (q(z|y) for variant "cv", p(z|x, w) at the posterior
-means for "mi"), ``score`` the mean ELBO per sample (higher is better; in the units of the standardised
-data), ``sample(n)`` n draws from the generative model in the original units, and
-``save(path)`` / ``GMVAEClustering.load(path)`` keep a fitted estimator in one .npz file.
+means for "mi"), ``transform`` the latent means E[x|y] (n_samples, Dx) for plotting and downstream use,
+``score`` the mean ELBO per sample (higher is better; in the units of the standardised data),
+``sample(n)`` n draws from the generative model in the original units, and ``save(path)`` /
+``GMVAEClustering.load(path)`` keep a fitted estimator in one .npz file (pickle works too).
+
+The defaults suit small tables (hundreds to a few thousand rows, tens of columns), so that passing only
+``n_clusters`` gives a sound result: a narrow network (hidden 64), batches of 64 rows, and
+``epochs="auto"``, enough passes over the data for about AUTO_STEPS Adam steps whatever the number of
+rows (at least AUTO_EPOCHS[0] passes and at most AUTO_EPOCHS[1]: a table of 150 rows is seen a thousand
+times, one of 100,000 ten times). docs/gallery.md measures these defaults beside
+KMeans and a Gaussian mixture (``python benchmarks/gallery.py``).
+
+``dtype="float32"`` (the default) computes as the rest of the project does; in float32, a row's latent
+means may change in their 7th digit when the rows around it change (the matrix products add in another
+order), which scikit-learn's order-invariance checks count as a difference; ``dtype="float64"`` passes them.
+
+``n_clusters=1`` puts every row in one cluster, as scikit-learn's clusterers do; the model underneath
+still has two mixture components (a GMVAE needs K >= 2), whose probabilities are added together.
 
 Training is gmvae_np.train.Trainer without a run directory; see there for the loop. Every mini-batch has
 ``batch_size`` rows (the last partial batch of an epoch is dropped); a batch_size larger than the data
 is clipped to the number of rows. ``score`` and ``sample`` draw their noise from a generator seeded with
-``seed``, so they return the same values every time they are called on the same model.
+the winning restart's seed, so they return the same values every time they are called on the same model.
 """
 from __future__ import annotations
 
-import inspect
 import math
+import numbers
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 import autograd_lite as ag
 
 from .data import Dataset
-from .presets import PRESETS, Settings
+from .presets import Settings
 
 __all__ = ["GMVAEClustering", "NotFittedError"]
 
-_DEFAULTS = PRESETS["custom"]
+_NOT_FITTED = "this %(name)s is not fitted yet; call fit(X) first"
 
 
-class NotFittedError(ValueError, AttributeError):
-    """The estimator was used before ``fit`` (the same bases as scikit-learn's NotFittedError)."""
+def _as_array(X):
+    """X as a NumPy array for the shape and dtype checks made before scikit-learn's, or None (sparse,
+    ragged or otherwise unreadable input is left to scikit-learn's validation and its messages)."""
+    if hasattr(X, "tocsr"):  # a SciPy sparse matrix or array
+        return None
+    try:
+        return np.asarray(X)
+    except Exception:
+        return None
 
 
-class GMVAEClustering:
+AUTO_STEPS = 2000
+"""epochs="auto" trains for about this many Adam steps: ceil(AUTO_STEPS / steps per epoch) epochs, at
+least AUTO_EPOCHS[0] and at most AUTO_EPOCHS[1]."""
+AUTO_EPOCHS = (10, 1000)
+
+
+def _auto_epochs(n_rows: int, batch) -> int:
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        return AUTO_EPOCHS[0]  # the batch size is refused when the settings are validated
+    steps = max(1, n_rows // batch)
+    return int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], math.ceil(AUTO_STEPS / steps))))
+
+
+def _restart_seeds(random_state, n_init: int) -> list:
+    """The seed of each restart: r, r+1, ... for an int r; drawn from a RandomState/Generator/None."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        r = int(random_state)
+        if r < 0:
+            raise ValueError(f"random_state must be None, a whole number >= 0, a numpy RandomState or "
+                             f"Generator; got {random_state!r}")
+        return [r + i for i in range(n_init)]
+    if isinstance(random_state, np.random.Generator):
+        return [int(s) for s in random_state.integers(0, 2**31 - 1, size=n_init)]
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        rng = np.random.mtrand._rand if random_state is None else random_state
+        return [int(s) for s in rng.randint(0, 2**31 - 1, size=n_init)]
+    raise ValueError(f"random_state must be None, a whole number >= 0, a numpy RandomState or Generator; "
+                     f"got {random_state!r}")
+
+
+def _mean_elbo(model, config, Xs: np.ndarray, seed: int) -> float:
+    """The mean ELBO per row of Xs (standardised) in eval mode, with the noise seeded by ``seed``."""
+    b = model.backend
+    xp = b.xp
+    model.eval()
+    rng = b.rng
+    state = rng.get_state()
+    rng.seed(seed)
+    try:
+        total = None
+        with ag.no_grad():
+            for lo in range(0, Xs.shape[0], 1000):
+                y = ag.tensor(b.asarray(Xs[lo:lo + 1000], dtype=config.dtype), backend=b)
+                v = xp.sum(xp.astype(model.loss(y).neg_elbo.data, xp.float64))
+                total = v if total is None else total + v
+        return -float(b.to_numpy(total)) / Xs.shape[0]
+    finally:
+        rng.set_state(state)
+
+
+def _train_restart(settings: Settings, data: Dataset, verbose: bool) -> dict:
+    """One training run (one restart); what the estimator keeps of it. A module-level function, so the
+    restarts of n_jobs > 1 can run in worker processes."""
+    from .train import Trainer
+
+    trainer = Trainer(settings, None, dataset=data, verbose=verbose)
+    trainer.run()
+    model = trainer.model
+    score = _mean_elbo(model, trainer.config, np.asarray(data.x_train), settings.seed)
+    return {"model": model, "optimizer": trainer.optimizer, "config": trainer.config, "score": score,
+            "history": [{k: r[k] for k in ("epoch", "step", "train")} for r in trainer.history]}
+
+
+class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     """Deep unsupervised clustering of the rows of a matrix with a Gaussian-mixture VAE.
 
-    n_clusters  K, the number of mixture components (>= 2)
+    n_clusters  K, the number of mixture components (>= 1)
     variant     "cv" (consistency violation) or "mi" (minimum-information constraint)
-    epochs, batch_size, lr     Adam training: passes over the data, rows per step, learning rate
+    epochs      passes over the data; "auto" trains for about AUTO_STEPS Adam steps (module docstring)
+    batch_size, lr             Adam training: rows per step, learning rate
     hidden, Dx, Dw             network width and the sizes of the latents x and w
     alpha, eta, lam            weights of the consistency violation and z prior (read by cv only),
                                free-bits threshold (read by mi only)
     mc          Monte Carlo samples per row
     likelihood  "gaussian" (real-valued columns) or "bernoulli" (values in [0, 1])
     standardize z-score each column before training (Gaussian likelihood only); the same scaling is
-                applied to the X of predict, score and undone for sample
+                applied to the X of predict, transform, score and undone for sample
+    n_init      number of restarts from different seeds; the one with the highest mean ELBO on X wins
+    n_jobs      worker processes for the restarts (None or 1: in this process; -1: one per core)
+    random_state  None, an int seed, or a numpy RandomState/Generator (see the module docstring)
+    dtype       "float32" or "float64": the parameters' and the computation's floating-point type
     backend     "numpy", "cupy" (GPU) or "strict"
-    seed        seed of initialisation, batch order and noise
     verbose     print one summary line per epoch
     """
 
-    def __init__(self, n_clusters: int = _DEFAULTS["K"], *, variant: str = "cv", epochs: int = 100,
-                 batch_size: int = _DEFAULTS["batch_size"], lr: float = _DEFAULTS["lr"],
-                 hidden: int = _DEFAULTS["hidden"], Dx: int = _DEFAULTS["Dx"], Dw: int = _DEFAULTS["Dw"],
-                 alpha: float = 1.0, eta: float = 1.0, lam: float = 0.5, mc: int = 1,
-                 likelihood: str = "gaussian", standardize: bool = True, backend: str = "numpy",
-                 seed: int = 0, verbose: bool = False):
+    def __init__(self, n_clusters: int = 8, *, variant: str = "cv", epochs="auto", batch_size: int = 64,
+                 lr: float = 1e-3, hidden: int = 64, Dx: int = 16, Dw: int = 8, alpha: float = 1.0,
+                 eta: float = 1.0, lam: float = 0.5, mc: int = 1, likelihood: str = "gaussian",
+                 standardize: bool = True, n_init: int = 1, n_jobs=None, random_state=None,
+                 dtype: str = "float32", backend: str = "numpy", verbose: bool = False):
         self.n_clusters = n_clusters
         self.variant = variant
         self.epochs = epochs
@@ -85,57 +187,38 @@ class GMVAEClustering:
         self.mc = mc
         self.likelihood = likelihood
         self.standardize = standardize
+        self.n_init = n_init
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.dtype = dtype
         self.backend = backend
-        self.seed = seed
         self.verbose = verbose
-
-    # -- scikit-learn's parameter protocol ----------------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list:
-        return [name for name, p in inspect.signature(cls.__init__).parameters.items()
-                if name != "self" and p.kind != p.VAR_KEYWORD]
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor arguments, by name."""
-        return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params) -> "GMVAEClustering":
         """Change constructor arguments (checked at the next fit); returns self."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
+        valid = self._get_param_names()
+        for name in params:
+            if "__" not in name and name not in valid:
                 raise ValueError(f"GMVAEClustering has no parameter {name!r}; valid parameters: "
                                  f"{', '.join(valid)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = {n: p.default for n, p in inspect.signature(type(self).__init__).parameters.items()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults.get(k)]
-        return f"GMVAEClustering({', '.join(changed)})"
+        return super().set_params(**params)
 
     # -- validation ------------------------------------------------------------------------------------
     def _check_X(self, X, fitting: bool) -> np.ndarray:
-        try:
-            X = np.asarray(X)
-        except Exception as e:
-            raise ValueError(f"X could not be read as an array ({type(e).__name__}: {e}); pass a 2-D "
-                             f"numeric array of shape (n_samples, n_features)") from None
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"X has dtype {X.dtype}; it must hold numbers (convert or encode the columns)")
-        if X.ndim != 2:
-            raise ValueError(f"X has shape {X.shape}; expected a 2-D array (n_samples, n_features) "
-                             f"(reshape a single feature with X.reshape(-1, 1))")
-        if X.shape[0] < (2 if fitting else 1):
-            raise ValueError(f"X has {X.shape[0]} row(s); {'at least 2 are' if fitting else 'at least 1 is'} "
-                             f"needed")
-        if X.shape[1] < 1:
-            raise ValueError("X has no columns (features)")
+        """X validated by scikit-learn (and our one-line messages where they say more), as float64."""
+        a = _as_array(X)
+        if a is not None:
+            if a.dtype.kind in "USV":
+                raise ValueError(f"X has dtype {a.dtype}; it must hold numbers (convert or encode the columns)")
+            if a.ndim != 2:
+                raise ValueError(f"X has shape {a.shape}; expected a 2-D array (n_samples, n_features). "
+                                 f"Reshape your data, e.g. X.reshape(-1, 1) for a single feature")
+            if fitting and a.shape[0] < 2 and a.shape[1] >= 1:
+                raise ValueError(f"X has {a.shape[0]} sample(s); at least 2 are needed to fit")
+        X = validate_data(self, X, reset=fitting, dtype=np.float64, ensure_all_finite=False,
+                          ensure_min_samples=2 if fitting else 1)
         if not np.all(np.isfinite(X)):
             raise ValueError("X contains NaN or infinite values; remove or impute them first")
-        if not fitting and X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features but the model was fitted on {self.n_features_in_}")
-        X = X.astype(np.float64)
         if self._likelihood() == "bernoulli" and (X.min() < 0.0 or X.max() > 1.0):
             raise ValueError("likelihood='bernoulli' needs values in [0, 1]; rescale X or use "
                              "likelihood='gaussian'")
@@ -145,33 +228,43 @@ class GMVAEClustering:
         """The likelihood in use: the fitted model's, or the parameter before fitting."""
         return self.config_.likelihood if hasattr(self, "config_") else self.likelihood
 
-    def _check_likelihood(self) -> None:
+    def _check_params(self) -> None:
         if self.likelihood not in ("gaussian", "bernoulli"):
             raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli'; got {self.likelihood!r}")
         if self.likelihood == "bernoulli" and self.standardize:
             raise ValueError("standardize=True would move values out of [0, 1]; pass standardize=False with "
                              "likelihood='bernoulli'")
+        if isinstance(self.n_init, bool) or not isinstance(self.n_init, numbers.Integral) or self.n_init < 1:
+            raise ValueError(f"n_init must be a positive whole number; got {self.n_init!r}")
+        if isinstance(self.n_clusters, numbers.Integral) and not isinstance(self.n_clusters, bool) \
+                and self.n_clusters < 1:
+            raise ValueError(f"n_clusters must be a positive whole number; got {self.n_clusters!r}")
+        from .parallel import resolve_jobs
 
-    def _settings(self, n_rows: int) -> Settings:
+        resolve_jobs(self.n_jobs, 1)
+
+    def _settings(self, n_rows: int, seed: int) -> Settings:
         batch = self.batch_size
         if isinstance(batch, int) and not isinstance(batch, bool) and batch > n_rows:
             batch = n_rows  # a batch larger than the data is clipped (scikit-learn's MLP does the same)
+        epochs = self.epochs
+        if isinstance(epochs, str) and epochs == "auto":
+            epochs = _auto_epochs(n_rows, batch)
+        K = self.n_clusters
+        if isinstance(K, numbers.Integral) and not isinstance(K, bool):
+            K = max(2, int(K))  # one cluster: two components reported together (module docstring)
         try:
             return Settings(
                 experiment="estimator", dataset="array", arch="fc", likelihood=self.likelihood,
-                K=self.n_clusters, Dx=self.Dx, Dw=self.Dw, hidden=self.hidden, variant=self.variant,
-                alpha=self.alpha, eta=self.eta, lam=self.lam, mc=self.mc, epochs=self.epochs,
-                batch_size=batch, lr=self.lr, seed=self.seed, backend=self.backend,
-                eval_every=self.epochs if isinstance(self.epochs, int) and self.epochs > 0 else 1,
+                K=K, Dx=self.Dx, Dw=self.Dw, hidden=self.hidden, variant=self.variant,
+                alpha=self.alpha, eta=self.eta, lam=self.lam, mc=self.mc, epochs=epochs,
+                batch_size=batch, lr=self.lr, seed=seed, dtype=self.dtype, backend=self.backend,
+                eval_every=epochs if isinstance(epochs, int) and epochs > 0 else 1,
                 log_every=0, plots=False).validate()
         except ValueError as e:
             # the settings speak in command-line flags; name the estimator's parameters instead
             msg = str(e).replace("--K", "n_clusters").replace("--batch-size", "batch_size")
             raise ValueError(msg.replace("--", "")) from None
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise NotFittedError("this GMVAEClustering is not fitted yet; call fit(X) first")
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.mean_) / self.scale_).astype(np.float32 if self.config_.dtype == "float32" else np.float64)
@@ -179,11 +272,12 @@ class GMVAEClustering:
     # -- fitting -----------------------------------------------------------------------------------------
     def fit(self, X, y=None) -> "GMVAEClustering":
         """Train on the rows of X (y is ignored: clustering is unsupervised). Returns self."""
-        from .train import Trainer
+        from .parallel import run_in_processes
 
-        self._check_likelihood()
+        self._check_params()
         X = self._check_X(X, fitting=True)
-        settings = self._settings(X.shape[0])
+        seeds = _restart_seeds(self.random_state, self.n_init)
+        settings = [self._settings(X.shape[0], seed) for seed in seeds]
         if self.standardize:
             mean = X.mean(axis=0)
             std = X.std(axis=0)
@@ -191,15 +285,23 @@ class GMVAEClustering:
         else:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         data = Dataset(name="X", x_train=(X - mean) / scale, likelihood=self.likelihood)
-        trainer = Trainer(settings, None, dataset=data, verbose=bool(self.verbose))
-        trainer.run()
-        self.model_ = trainer.model
-        self.optimizer_ = trainer.optimizer
-        self.config_ = trainer.config
-        self.n_features_in_ = int(X.shape[1])
+        tasks = [(s, data, bool(self.verbose)) for s in settings]
+        if len(tasks) == 1 or self.n_jobs in (None, 1):
+            runs = [_train_restart(*t) for t in tasks]
+        else:
+            runs = run_in_processes(_train_restart, tasks, self.n_jobs)
+        scores = np.array([r["score"] if math.isfinite(r["score"]) else -np.inf for r in runs])
+        best = int(np.argmax(scores))
+        run = runs[best]
+        self.model_ = run["model"]
+        self.optimizer_ = run["optimizer"]
+        self.config_ = run["config"]
         self.mean_, self.scale_ = mean, scale
-        self.history_ = [{k: r[k] for k in ("epoch", "step", "train")} for r in trainer.history]
-        self.n_iter_ = len(trainer.history)
+        self.history_ = run["history"]
+        self.n_iter_ = len(run["history"])
+        self.n_init_scores_ = np.array([r["score"] for r in runs], dtype=np.float64)
+        self.n_init_seeds_ = np.array(seeds, dtype=np.int64)
+        self.best_init_ = best
         self.labels_ = self.predict(X)
         return self
 
@@ -213,10 +315,15 @@ class GMVAEClustering:
         for lo in range(0, Xs.shape[0], size):
             yield ag.tensor(b.asarray(Xs[lo:lo + size], dtype=self.config_.dtype), backend=b)
 
+    def _input(self, X) -> np.ndarray:
+        check_is_fitted(self, msg=_NOT_FITTED)
+        return self._scaled(self._check_X(X, fitting=False))
+
     def predict_proba(self, X) -> np.ndarray:
         """Cluster probabilities, (n_samples, n_clusters); rows sum to one."""
-        self._check_fitted()
-        Xs = self._scaled(self._check_X(X, fitting=False))
+        Xs = self._input(X)
+        if self.n_clusters == 1 and self.config_.K == 2:
+            return np.ones((Xs.shape[0], 1))
         model, b = self.model_, self.model_.backend
         model.eval()
         parts = [model.predict_proba(y).data for y in self._batches(Xs)]
@@ -226,45 +333,40 @@ class GMVAEClustering:
         """The most probable cluster of each row, int64 (n_samples,)."""
         return np.argmax(self.predict_proba(X), axis=1).astype(np.int64)
 
-    def _seeded(self, fn):
-        """Run fn with the backend's generator seeded by ``seed``, restoring its state afterwards."""
-        rng = self.model_.backend.rng
-        state = rng.get_state()
-        rng.seed(self.seed)
-        try:
-            return fn()
-        finally:
-            rng.set_state(state)
+    def transform(self, X) -> np.ndarray:
+        """The latent means E[x|y] of q(x|y), float64 (n_samples, Dx): the space the clusters live in."""
+        Xs = self._input(X)
+        model, b = self.model_, self.model_.backend
+        model.eval()
+        parts = [model.encode(y)["x_mean"].data for y in self._batches(Xs)]
+        return b.to_numpy(b.xp.concat(parts, axis=0)).astype(np.float64)
+
+    @property
+    def _seed(self) -> int:
+        return int(self.n_init_seeds_[self.best_init_])
 
     def score(self, X, y=None) -> float:
         """The mean evidence lower bound per sample (higher is better), in eval mode."""
-        self._check_fitted()
-        Xs = self._scaled(self._check_X(X, fitting=False))
-        model, b = self.model_, self.model_.backend
-        xp = b.xp
-        model.eval()
-
-        def total():
-            s = None
-            with ag.no_grad():
-                for y_ in self._batches(Xs):
-                    v = xp.sum(xp.astype(model.loss(y_).neg_elbo.data, xp.float64))
-                    s = v if s is None else s + v
-            return float(b.to_numpy(s))
-
-        value = -self._seeded(total) / Xs.shape[0]
+        Xs = self._input(X)
+        value = _mean_elbo(self.model_, self.config_, Xs, self._seed)
         if not math.isfinite(value):
             raise ValueError("the ELBO of X is not finite; the model or X is out of range")
         return value
 
     def sample(self, n: int = 1) -> np.ndarray:
         """n draws from the generative model (decoder means), in the units of the training X."""
-        self._check_fitted()
+        check_is_fitted(self, msg=_NOT_FITTED)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive whole number; got {n!r}")
         model = self.model_
         model.eval()
-        draws = self._seeded(lambda: model.sample(int(n)).numpy())
+        rng = model.backend.rng
+        state = rng.get_state()
+        rng.seed(self._seed)
+        try:
+            draws = model.sample(int(n)).numpy()
+        finally:
+            rng.set_state(state)
         return draws.astype(np.float64) * self.scale_ + self.mean_
 
     # -- persistence -------------------------------------------------------------------------------------
@@ -272,11 +374,17 @@ class GMVAEClustering:
         """Write the fitted estimator (parameters, Adam state, scaling, history) to one .npz file."""
         from .checkpoint import save_checkpoint
 
-        self._check_fitted()
+        check_is_fitted(self, msg=_NOT_FITTED)
+        params = self.get_params()
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None  # a generator object is not kept; the seeds below are
         save_checkpoint(path, model=self.model_, optimizer=self.optimizer_,
                         rng_state=self.model_.backend.rng.get_state(), config=self.config_.to_dict(),
-                        extra={"estimator": self.get_params(), "mean": [float(v) for v in self.mean_],
-                               "scale": [float(v) for v in self.scale_], "history": self.history_})
+                        extra={"estimator": params, "mean": [float(v) for v in self.mean_],
+                               "scale": [float(v) for v in self.scale_], "history": self.history_,
+                               "n_init_scores": [float(v) for v in self.n_init_scores_],
+                               "n_init_seeds": [int(v) for v in self.n_init_seeds_],
+                               "best_init": int(self.best_init_)})
 
     @classmethod
     def load(cls, path, backend=None) -> "GMVAEClustering":
@@ -291,11 +399,16 @@ class GMVAEClustering:
             raise CheckpointError(f"{path} is a checkpoint but not a saved GMVAEClustering (it has no estimator "
                                   f"parameters); load it with gmvae_np.checkpoint.load_checkpoint")
         params = dict(extra["estimator"])
+        if "seed" in params:  # written before random_state replaced seed
+            params["random_state"] = params.pop("seed")
+        params = {k: v for k, v in params.items() if k in cls._get_param_names()}
         if backend is not None:
             params["backend"] = backend if isinstance(backend, str) else backend.name
         est = cls(**params)
         config = GMVAEConfig.from_dict(ckpt.config)
-        model = GMVAE(config, backend=est.backend, seed=est.seed)
+        seeds = [int(s) for s in extra.get("n_init_seeds", [params.get("random_state") or 0])]
+        best = int(extra.get("best_init", 0))
+        model = GMVAE(config, backend=est.backend, seed=seeds[best])
         optimizer = Adam(model.parameters(), lr=est.lr)
         restore(ckpt, model, optimizer)
         est.model_, est.optimizer_, est.config_ = model, optimizer, config
@@ -304,4 +417,7 @@ class GMVAEClustering:
         est.n_features_in_ = int(est.mean_.size)
         est.history_ = list(extra.get("history", []))
         est.n_iter_ = len(est.history_)
+        est.n_init_seeds_ = np.asarray(seeds, dtype=np.int64)
+        est.n_init_scores_ = np.asarray(extra.get("n_init_scores", [np.nan] * len(seeds)), dtype=np.float64)
+        est.best_init_ = best
         return est

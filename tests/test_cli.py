@@ -7,6 +7,13 @@ line ``error: ...`` to stderr and no traceback.
 import dataclasses
 import json
 import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +25,7 @@ from gmvae_np.cli import check_variant_flags, format_table, main, parse_seeds, r
 from gmvae_np.presets import EXPERIMENTS, Settings, SettingsError, preset
 from gmvae_np.train import load_data, read_settings
 
+REPO = Path(__file__).resolve().parent.parent
 TINY = ["--n-per-arm", "20", "--epochs", "2", "--batch-size", "25", "--no-plots", "--lr", "3e-3"]
 
 
@@ -139,6 +147,8 @@ def test_cupy_missing_is_a_user_error(tmp_path, capsys, argv):
     (["--dtype", "float16"], "invalid choice: 'float16'"),
     (["--batch-size", "500"], "--batch-size 500 is larger than the 100 training rows"),
     (["--seeds", "3-1"], "--seeds '3-1' is not a list of seeds"),
+    (["--seeds", "1-2", "--jobs", "0"], "--jobs must be a whole number >= 1"),
+    (["--jobs", "2"], "--jobs trains the seeds of a series in parallel; give --seeds too"),
     (["-gpu", "0", "--backend", "strict"], "disagree"),
     (["--data", "x.csv"], "unrecognized arguments: --data x.csv"),   # only custom reads a matrix
     (["--lam", "1"], "--lam plays no part in the cv variant's objective (it reads --alpha, --eta, --balance)"),
@@ -278,6 +288,49 @@ def test_series_of_seeds_and_its_resume(tmp_path, capsys):
     one_error_line(capsys, "--K cannot change")
     assert code_of("custom", ["--resume", str(root)]) == 2
     one_error_line(capsys, "is a series of experiment 'spiral'")
+
+
+def test_parallel_series_prints_the_same_table(tmp_path, capsys):
+    """--jobs 2 trains in two worker processes with one BLAS thread each, like this test's process."""
+    tables = []
+    for name, extra in (("serial", []), ("parallel", ["--jobs", "2"])):
+        root = tmp_path / name
+        assert run("spiral", TINY + ["--seeds", "1-3", "--out", str(root)] + extra) == 0
+        out = capsys.readouterr().out
+        tables.append(out[out.index("3 seeds of spiral"):out.index("summary written")])
+        tables.append(json.loads((root / "summary.json").read_text())["metrics"])
+    assert tables[0] == tables[2] and tables[1] == tables[3]
+
+
+def test_ctrl_c_stops_a_parallel_series_and_resume_finishes_it(tmp_path):
+    """Ctrl-C reaches the whole process group, as from a terminal: every worker saves and stops."""
+    root = tmp_path / "series"
+    argv = ["--n-per-arm", "40", "--epochs", "500", "--batch-size", "25", "--no-plots", "--lr", "3e-3"]
+    cmd = [sys.executable, str(REPO / "experiments" / "spiral.py")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd + argv + ["--seeds", "1-3", "--jobs", "2", "--out", str(root)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600     # generous: a busy machine may take minutes to start Python
+        metrics = [root / f"seed{k}" / "metrics.jsonl" for k in (1, 2)]
+        while not all(m.is_file() and m.stat().st_size > 0 for m in metrics):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    # usually none has finished; on a busy machine the first seed may end before the second starts
+    finished = int(re.search(r"(\d) of 3 seeds finished", err).group(1))
+    assert finished < 3 and f"--resume {root}" in err
+    assert (root / "seed1" / "checkpoints" / "last.npz").is_file()
+    assert (root / "seed2" / "checkpoints" / "last.npz").is_file()
+    assert not (root / "summary.json").exists()
+    # resume: seeds 1 and 2 are already past epoch 2, seed 3 trains its 2 epochs
+    assert run("spiral", ["--resume", str(root), "--epochs", "2", "--jobs", "2"]) == 0
+    assert json.loads((root / "summary.json").read_text())["seeds"] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("variant, given", [("cv", {"alpha": 2.0, "eta": 3.0}), ("mi", {"lam": 1.0}),

@@ -2,14 +2,29 @@
 
 The data are three well-separated Gaussian blobs in five dimensions: a GMVAE that cannot put them into
 three clusters is broken, so the quality assertion is strict (adjusted Rand index >= 0.9).
+scikit-learn's own conformance suite (check_estimator) runs on a tiny estimator in float64: in float32 a
+latent mean may change in its 7th digit when the rows come in another order (the matrix products add in
+another order), which the suite's order-invariance checks (rtol 1e-7) would count as a difference.
 """
+import io
+import os
+import pickle
+import subprocess
+import sys
+
+import joblib
 import numpy as np
 import pytest
 from blas import one_blas_thread
+from sklearn.base import clone
+from sklearn.metrics import adjusted_rand_score as ari
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from gmvae_np import GMVAEClustering
+from gmvae_np import GMVAE, GMVAEClustering, GMVAEConfig
 from gmvae_np.estimator import NotFittedError
-from gmvae_np.metrics import ari
 from strategies import BACKENDS
 
 
@@ -28,7 +43,7 @@ def _one_blas_thread():
 
 
 
-FAST = dict(epochs=15, batch_size=30, hidden=64, Dx=4, Dw=2, lr=3e-3, seed=0)
+FAST = dict(epochs=15, batch_size=30, hidden=64, Dx=4, Dw=2, lr=3e-3, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +88,7 @@ def test_params_protocol_and_sklearn_clone(fitted):
     assert (est.n_clusters, est.variant) == (7, "mi")
     with pytest.raises(ValueError, match="no parameter 'clusters'"):
         est.set_params(clusters=3)
-    base = pytest.importorskip("sklearn.base")
-    copy = base.clone(model)
+    copy = clone(model)
     assert copy.get_params() == params and not hasattr(copy, "model_")
     assert repr(GMVAEClustering(n_clusters=4)) == "GMVAEClustering(n_clusters=4)"
 
@@ -136,7 +150,7 @@ def test_odd_but_valid_inputs():
     (np.zeros((1, 3)), "at least 2 are needed"),
     (np.array([[1.0, np.nan], [2.0, 3.0]]), "NaN or infinite"),
     (np.array([["a", "b"], ["c", "d"]]), "must hold numbers"),
-    (np.zeros((4, 0)), "no columns"),
+    (np.zeros((4, 0)), r"0 feature\(s\) \(shape=\(4, 0\)\)"),
 ])
 def test_bad_X_is_refused_clearly(X, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -144,7 +158,11 @@ def test_bad_X_is_refused_clearly(X, fragment):
 
 
 @pytest.mark.parametrize("params, fragment", [
-    (dict(n_clusters=1), "n_clusters must be at least 2"),
+    (dict(n_clusters=0), "n_clusters must be a positive whole number"),
+    (dict(n_init=0), "n_init must be a positive whole number"),
+    (dict(n_jobs=0), "n_jobs must be None, a positive whole number"),
+    (dict(random_state=-1), "random_state must be None, a whole number >= 0"),
+    (dict(dtype="float16"), "dtype must be one of float32, float64"),
     (dict(epochs=0), "epochs must be a positive whole number"),
     (dict(lr=-1.0), "lr must be a positive number"),
     (dict(variant="em"), "variant must be one of cv, mi"),
@@ -164,7 +182,126 @@ def test_use_before_fit_and_shape_mismatch(fitted):
     with pytest.raises(NotFittedError, match="call fit"):
         GMVAEClustering().predict(np.zeros((2, 2)))
     model, _, _ = fitted
-    with pytest.raises(ValueError, match="X has 4 features but the model was fitted on 5"):
+    with pytest.raises(ValueError, match="X has 4 features, but GMVAEClustering is expecting 5 features"):
         model.predict(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="n must be a positive whole number"):
         model.sample(0)
+
+
+# -- scikit-learn's conformance suite, on a tiny estimator --------------------------------------------
+TINY = dict(n_clusters=3, epochs=10, batch_size=10, hidden=16, Dx=2, Dw=2, lr=1e-2, random_state=0,
+            dtype="float64")
+
+
+@parametrize_with_checks([GMVAEClustering(**TINY)])
+def test_sklearn_check_estimator(estimator, check):
+    check(estimator)
+
+
+def test_one_cluster_puts_every_row_in_it():
+    X, _ = blobs(n_per=10)
+    model = GMVAEClustering(n_clusters=1, **dict(FAST, epochs=2)).fit(X)
+    assert np.array_equal(model.labels_, np.zeros(30, dtype=np.int64))
+    assert np.array_equal(model.predict_proba(X), np.ones((30, 1)))
+
+
+# -- random_state, n_init, n_jobs ---------------------------------------------------------------------
+def test_random_state_kinds_and_restart_seeds():
+    X, _ = blobs(n_per=10)
+    small = dict(FAST, epochs=2)
+    del small["random_state"]
+    est = GMVAEClustering(n_clusters=3, random_state=7, n_init=3, **small).fit(X)
+    assert list(est.n_init_seeds_) == [7, 8, 9]                 # an int r: restart i trains with seed r + i
+    one = GMVAEClustering(n_clusters=3, random_state=7 + est.best_init_, **small).fit(X)
+    np.testing.assert_array_equal(one.predict_proba(X), est.predict_proba(X))   # the winner is that run
+    a = GMVAEClustering(n_clusters=3, random_state=np.random.RandomState(3), n_init=2, **small).fit(X)
+    b = GMVAEClustering(n_clusters=3, random_state=np.random.RandomState(3), n_init=2, **small).fit(X)
+    assert list(a.n_init_seeds_) == list(b.n_init_seeds_)
+    g = GMVAEClustering(n_clusters=3, random_state=np.random.default_rng(3), **small).fit(X)
+    assert g.n_init_seeds_.shape == (1,) and 0 <= g.n_init_seeds_[0] < 2**31
+    assert GMVAEClustering(n_clusters=3, **small).fit(X).n_init_seeds_.shape == (1,)   # None draws one
+
+
+def test_n_init_keeps_the_restart_with_the_best_elbo_and_n_jobs_gives_the_same():
+    X, _ = blobs(n_per=10)
+    params = dict(FAST, epochs=3, n_init=3)
+    serial = GMVAEClustering(n_clusters=3, **params).fit(X)
+    scores = serial.n_init_scores_
+    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+    assert serial.best_init_ == int(np.argmax(scores))
+    assert serial.score(X) == pytest.approx(scores.max(), rel=1e-6)
+    parallel = GMVAEClustering(n_clusters=3, n_jobs=2, **params).fit(X)    # two processes, one BLAS thread each
+    np.testing.assert_array_equal(parallel.n_init_scores_, scores)
+    np.testing.assert_array_equal(parallel.predict_proba(X), serial.predict_proba(X))
+
+
+def test_transform_gives_the_latent_means(fitted):
+    model, X, y = fitted
+    Z = model.transform(X)
+    assert Z.shape == (180, 4) and Z.dtype == np.float64
+    means = model.model_.encode(model._scaled(X))["x_mean"].numpy()
+    np.testing.assert_allclose(Z, means)
+    np.testing.assert_array_equal(model.fit_transform(X), model.transform(X))   # refit, same seed
+
+
+def test_in_a_pipeline_and_a_grid_search_with_two_jobs(fitted):
+    _, X, y = fitted
+    pipe = make_pipeline(StandardScaler(), GMVAEClustering(n_clusters=3, standardize=False, **FAST))
+    assert ari(pipe.fit_predict(X), y) >= 0.9
+    X, y = blobs(n_per=20)
+    search = GridSearchCV(GMVAEClustering(**dict(FAST, epochs=3)), {"n_clusters": [2, 3]}, cv=2, n_jobs=2)
+    search.fit(X)
+    assert search.best_params_["n_clusters"] in (2, 3)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+# -- pickling -------------------------------------------------------------------------------------------
+def _round_trips(obj):
+    yield pickle.loads(pickle.dumps(obj))
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    buffer.seek(0)
+    yield joblib.load(buffer)
+
+
+def test_pickle_and_joblib_round_trips(fitted):
+    model, X, _ = fitted
+    for loaded in _round_trips(model):
+        assert loaded.get_params() == model.get_params()
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+        np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+        assert loaded.score(X) == model.score(X)
+        assert loaded.model_.backend is model.model_.backend    # a backend travels by its name
+    for loaded in _round_trips(GMVAEClustering(n_clusters=3, **FAST)):
+        np.testing.assert_array_equal(loaded.fit(X).predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "strict"])
+def test_a_bare_model_pickles(backend):
+    model = GMVAE(GMVAEConfig(input_shape=(3,), likelihood="gaussian", K=3, Dx=2, Dw=2, hidden=8),
+                  backend=backend).eval()
+    y = np.random.default_rng(0).normal(size=(6, 3))
+    for loaded in _round_trips(model):
+        assert loaded.backend is model.backend
+        np.testing.assert_array_equal(loaded.predict_proba(y).numpy(), model.predict_proba(y).numpy())
+
+
+def test_auto_epochs_aim_at_a_number_of_steps():
+    from gmvae_np.estimator import AUTO_STEPS, _auto_epochs
+
+    assert _auto_epochs(150, 64) == 1000                       # 2 steps an epoch: capped at 1,000 epochs
+    assert _auto_epochs(1797, 64) == -(-AUTO_STEPS // 28)      # digits: 28 steps an epoch
+    assert _auto_epochs(100_000, 64) == 10                     # at least 10 passes
+    est = GMVAEClustering(n_clusters=2, batch_size=10, hidden=8, Dx=2, Dw=2)
+    assert est._settings(20_000, seed=0).epochs == 10 and est.epochs == "auto"
+
+
+def test_the_array_api_check_too():
+    """check_array_api_input is skipped unless SCIPY_ARRAY_API=1 was set before SciPy loaded, so the
+    conformance suite above cannot run it; a fresh interpreter with the variable set does."""
+    code = ("from sklearn.utils.estimator_checks import check_array_api_input\n"
+            "from gmvae_np import GMVAEClustering\n"
+            f"check_array_api_input('GMVAEClustering', GMVAEClustering(**{TINY!r}), array_namespace='numpy')\n")
+    env = dict(os.environ, SCIPY_ARRAY_API="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
