@@ -286,11 +286,15 @@ def _series_task(settings: Settings, run_dir: str, resume: bool) -> dict:
         return {"status": "interrupted"}
     out, err = _SeedLines(settings.seed, sys.stdout), _SeedLines(settings.seed, sys.stderr)
     print(f"{out.prefix}{'resuming ' if resume else ''}{run_dir}", flush=True)
-    trainer = Trainer(settings, run_dir, resume=resume, out=out, err=err, handle_signals=True)
-    if stop_requested():
-        return {"status": "interrupted"}
     try:
-        record = trainer.run()
+        if settings.restarts > 1:
+            record = train_with_restarts(settings, Path(run_dir), resume=resume, out=out, err=err,
+                                         handle_signals=True)
+        else:
+            trainer = Trainer(settings, run_dir, resume=resume, out=out, err=err, handle_signals=True)
+            if stop_requested():
+                return {"status": "interrupted"}
+            record = trainer.run()
     except TrainingInterrupted:
         return {"status": "interrupted"}
     return {"status": "done", "final": _final(record)}
@@ -305,7 +309,7 @@ def _parallel_series(experiment: str, base: Settings, seeds: list[int], root: Pa
     tasks = []
     for seed in seeds:
         run_dir = root / f"seed{seed}"
-        has_ckpt = (run_dir / "checkpoints" / "last.npz").is_file()
+        has_ckpt = _has_run(run_dir)
         settings = _resume_settings(run_dir, given) if resume and has_ckpt else base.replace(seed=seed)
         tasks.append((settings, str(run_dir), resume and has_ckpt))
     _say(f"== seeds {', '.join(map(str, seeds))}: {jobs} at a time into {root}")

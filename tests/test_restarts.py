@@ -108,3 +108,16 @@ def test_a_series_of_seeds_with_restarts(tmp_path, capsys):
         assert summary["runs"][str(seed)]["purity"] == chosen[-1]["eval"]["purity"]
     assert run("spiral", ["--resume", str(root)]) == 0      # a finished series resumes to the same table
     assert json.loads((root / "summary.json").read_text()) == summary
+
+
+def test_a_parallel_series_with_restarts_gives_the_same_table(tmp_path):
+    """--jobs 2 trains the seeds of a series with restarts in worker processes: the same choices and the
+    same summary as one process."""
+    argv = TINY + ["--seeds", "1,2", "--restarts", "2", "--restart-epochs", "1"]
+    assert run("spiral", argv + ["--out", str(tmp_path / "one")]) == 0
+    assert run("spiral", argv + ["--jobs", "2", "--out", str(tmp_path / "two")]) == 0
+    for seed in (1, 2):
+        a, b = (json.loads((tmp_path / d / f"seed{seed}" / "restarts.json").read_text()) for d in ("one", "two"))
+        assert a["chosen"] == b["chosen"] and a["screened"] == b["screened"]
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "two")]
+    assert summaries[0]["metrics"] == summaries[1]["metrics"]
