@@ -68,7 +68,10 @@ DIAGNOSIS_EPOCHS = 5
 RECIPE = {   # series of seeds with restarts (docs/results.md, section 5)
     "mnist_recipe-K10": ("./run.sh mnist-recipe --K 10 --seeds 1-5", "recipe, K=10"),
     "mnist_recipe-K16": ("./run.sh mnist-recipe --K 16 --seeds 1-5", "recipe, K=16"),
+    "mnist_recipe-K10-entropy": ("./run.sh mnist-recipe --K 10 --seeds 1-5 --select-by train_entropy",
+                                 "recipe, K=10, kept by train_entropy"),
 }
+SELECTION_SERIES = ("mnist_recipe-K10", "mnist_recipe-K16")   # the -entropy series shares their screening
 RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "the spiral preset"),
         **CV_ABLATION, **MI_ABLATION, **MNIST, **DIAGNOSIS, **RECIPE}
 
@@ -139,7 +142,8 @@ def first_epochs(run: plots.Run, n: int) -> plots.Run:
 # --------------------------------------------------------------------------------------------------
 def read_series(root: Path) -> list[dict] | None:
     """Per finished seed of a series with restarts: its restarts' criteria, their accuracy when the
-    choice was made, the chosen run's last evaluation and the wall time of all its restarts together.
+    choice was made, the chosen run's last evaluation and the wall time of the protocol (every restart's
+    screening epochs, and the chosen one's training to the end).
     None when the series does not exist; seeds still training are left out."""
     try:
         seeds = json.loads((root / "seeds.json").read_text())["seeds"]
@@ -159,7 +163,9 @@ def read_series(root: Path) -> list[dict] | None:
             at_choice = next(r for r in metrics if r["epoch"] == screen)
             restarts[int(i)] = {**criterion_values(at_choice), "acc_at_choice": at_choice["eval"].get("acc_paper"),
                                 "final": final_eval(plots.Run(path=run_dir, config={}, metrics=metrics))}
-            seconds += wall_seconds(run_dir)[0] or 0.0
+            total, timing = wall_seconds(run_dir)
+            screened = [t["seconds"] for t in timing if t["epoch"] == screen]
+            seconds += (total or 0.0) if int(i) == chosen else (screened[0] if screened else 0.0)
         final = restarts.get(chosen, {}).get("final", {})
         if chosen is None or final.get("epoch") != state["settings"]["epochs"]:
             continue
@@ -426,7 +432,8 @@ def main(argv=None) -> int:
         report(plots.draw_image_samples(chosen, args.out / "mnist_recipe_samples.png"))
     if series and args.tables:
         print(f"\nMNIST recipe:\n{recipe_table(series, captions)}\n")
-        print(f"\nchoosing among restarts:\n{selection_table(series, captions)}\n")
+        screened = {name: rows for name, rows in series.items() if name in SELECTION_SERIES}
+        print(f"\nchoosing among restarts:\n{selection_table(screened, captions)}\n")
 
     if missing_all:
         print("missing runs (figures skipped); train them with:", file=sys.stderr)
