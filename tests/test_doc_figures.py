@@ -75,6 +75,7 @@ def runs(tmp_path_factory, make_figures):
     for name in make_figures.DIAGNOSIS:
         _tiny_images(root / name)
     _tiny_recipe_series(root / "mnist_recipe-K10")
+    _tiny_recipe_series(root / "mnist_recipe-K10-entropy")
     return root
 
 
@@ -97,7 +98,7 @@ def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, c
         assert f"| {caption} |" in printed.out
     assert "mnist_fc-K16-M1 per epoch" in printed.out
     assert "| faithful + balance 10 | 1 |" in printed.out and "mnist_recipe-K16" in printed.err
-    rows = [line for line in printed.out.splitlines() if line.startswith("| recipe, K=10 | ")]
+    rows = [line for line in printed.out.splitlines() if line.startswith("| recipe, K=10, kept by train_elbo | ")]
     assert [line.split("|")[2].strip() for line in rows] == ["1", "2", "1", "2"]   # results, then selection
     assert "mean ± std over 2 seeds" in printed.out and "kept by train_elbo" in printed.out
 
