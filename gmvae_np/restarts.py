@@ -94,7 +94,7 @@ def train_with_restarts(settings: Settings, run_dir, *, resume: bool = False, **
             record = run(i, screen)
             state["screened"][str(i)] = criterion_values(record)
             _write_state(state_path, state)
-        scores = {int(i): v[s.select_by] for i, v in state["screened"].items()}
+        scores = {int(i): v.get(s.select_by) for i, v in state["screened"].items()}
         missing = [i for i, v in scores.items() if v is None]
         if missing:
             raise SettingsError(f"--select-by {s.select_by} needs a value the runs did not record "
