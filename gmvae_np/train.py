@@ -33,7 +33,10 @@ The run directory (read by gmvae_np.plots; the names are a contract):
     metrics.jsonl        one JSON object per epoch, flushed line by line:
                          {"epoch", "step", "train": {objective, neg_elbo, reconstruction,
                           conditional_prior, w_prior, z_prior, consistency_violation},
-                          "eval": {neg_elbo, the terms, acc_paper, acc_hungarian, nmi, ari, purity,
+                          "diagnostics": {max_q, batch_entropy, kl_gap, clusters_used} (the epoch's
+                          batches; gmvae_np.diagnostics),
+                          "eval": {neg_elbo, the terms, kl_gap, max_q, batch_entropy, acc_paper,
+                          acc_hungarian, nmi, ari, purity,
                           clusters_used, classes_owned, n_classes}}   ("eval" only on evaluated epochs)
                          It holds no clock times, so two runs with the same seed on NumPy write it
                          byte for byte alike; times go to timing.jsonl.
