@@ -108,7 +108,7 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
             group.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
                                default=argparse.SUPPRESS, help=f.metadata["off"].replace("%", "%%"))
             continue
-        kind = {"int": int, "float": float}.get(f.type, str)  # the annotations are strings here
+        kind = {"int": int, "float": float}.get(f.type.split(" | ")[0], str)  # annotations are strings here
         flags = [_flag(f.name)]
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, type=kind,
                       help=f"{help_text} (default: {default})")

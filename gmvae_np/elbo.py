@@ -171,23 +171,28 @@ def negative_elbo(terms: dict):
 
 
 def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0, lam: float = 0.0,
-              balance: float = 0.0, batch_kl=None):
+              balance: float = 0.0, batch_kl=None, kl: float = 1.0):
     """The scalar training objective (minimised): a batch mean of the terms, weighted per variant.
 
-    cv: mean_b( reconstruction + conditional_prior + w_prior + eta z_prior + alpha consistency_violation )
-    mi: mean_b( reconstruction + conditional_prior + w_prior ) + max(lam, mean_b(z_prior))
+    cv: mean_b( reconstruction + kl (conditional_prior + w_prior + eta z_prior) + alpha consistency_violation )
+    mi: mean_b( reconstruction + kl (conditional_prior + w_prior) ) + kl max(lam, mean_b(z_prior))
     and, for both, + balance * batch_kl with batch_kl = :func:`batch_balance` (the term is left out
-    when balance is 0).
+    when balance is 0). ``kl`` weighs the three KL terms together: 1 is the ELBO's own weight, and a
+    KL warm-up (gmvae_np.schedule) raises it from below 1 during the first epochs.
     """
-    alpha, eta, lam, balance = float(alpha), float(eta), float(lam), float(balance)   # never backend scalars
+    alpha, eta, lam, balance, kl = float(alpha), float(eta), float(lam), float(balance), float(kl)
+
+    def weighted(t):                                   # kl * t, and t itself (the same floats) at kl = 1
+        return t if kl == 1.0 else kl * t
+
     if variant == "cv":
-        per_point = (terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"]
-                     + eta * terms["z_prior"] + alpha * terms["consistency_violation"])
+        per_point = (terms["reconstruction"] + weighted(terms["conditional_prior"]) + weighted(terms["w_prior"])
+                     + weighted(eta * terms["z_prior"]) + alpha * terms["consistency_violation"])
         total = ag.mean(per_point)
     elif variant == "mi":
-        rest = ag.mean(terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"])
-        kl = ag.mean(terms["z_prior"])
-        total = rest + ag.where(kl > lam, kl, lam)     # max(lam, KL): no gradient below lam
+        rest = ag.mean(terms["reconstruction"] + weighted(terms["conditional_prior"]) + weighted(terms["w_prior"]))
+        z = ag.mean(terms["z_prior"])
+        total = rest + weighted(ag.where(z > lam, z, lam))    # max(lam, KL): no gradient below lam
     else:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if balance:

@@ -305,14 +305,23 @@ class GMVAE(Module):
                    for k, v in self._decode(ag.reshape(x, (M * B, c.Dx))).items()}
         return y, q, x, prior_mean, prior_logvar, decoded
 
-    def loss(self, y, noise: dict | None = None) -> LossResult:
+    def loss(self, y, noise: dict | None = None, weights: dict | None = None) -> LossResult:
         """The training objective and the ELBO terms for a batch y of shape (B, *input_shape).
 
         ``noise`` = {"x": (M, B, Dx), "w": (M, B, Dw)} standard normal arrays makes the loss a
         deterministic function of y and the parameters (for gradient checks); by default they are drawn
-        from the model's backend.rng. BatchNorm follows the model's train/eval mode.
+        from the model's backend.rng. BatchNorm follows the model's train/eval mode. ``weights``
+        overrides objective weights for this batch: any of alpha, eta, lam, balance and kl (the weight
+        of the KL terms, 1 by default), as an annealing schedule gives them (gmvae_np.schedule).
         """
         c = self.config
+        w = {"alpha": c.alpha, "eta": c.eta, "lam": c.lam, "balance": c.balance}
+        if weights:
+            unknown = sorted(set(weights) - set(w) - {"kl"})
+            if unknown:
+                raise ValueError(f"loss: unknown weight(s) {', '.join(unknown)}; the objective's weights are "
+                                 f"alpha, eta, lam, balance and kl")
+            w.update(weights)
         y, q, x, prior_mean, prior_logvar, decoded = self._forward(y, noise)
         B = y.shape[0]
 
@@ -329,9 +338,8 @@ class GMVAE(Module):
             "z_prior": elbo.z_prior(log_cluster),
             "consistency_violation": elbo.consistency_violation(log_p_z),
         }
-        batch_kl = elbo.batch_balance(log_cluster) if c.balance else None
-        objective = elbo.objective(terms, c.variant, alpha=c.alpha, eta=c.eta, lam=c.lam, balance=c.balance,
-                                   batch_kl=batch_kl)
+        batch_kl = elbo.batch_balance(log_cluster) if w["balance"] else None
+        objective = elbo.objective(terms, c.variant, **w, batch_kl=batch_kl)
         return LossResult(objective=objective, terms={k: v.detach() for k, v in terms.items()},
                           neg_elbo=elbo.negative_elbo(terms).detach(),
                           diagnostics=batch_diagnostics(log_cluster, kl_k))

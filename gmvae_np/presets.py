@@ -127,6 +127,16 @@ class Settings:
                                       "train_entropy, eval_elbo or eval_entropy (gmvae_np/restarts.py)",
                         choices=("train_elbo", "train_entropy", "eval_elbo", "eval_entropy"))
 
+    anneal_epochs: int = _s(0, "epochs over which annealed objective weights move linearly to their final "
+                               "values (--kl-start, --eta-start; 0 = no annealing; gmvae_np/schedule.py)")
+    kl_start: float = _s(1.0, "with --anneal-epochs: the weight of the KL terms at the first step, moving "
+                              "linearly to 1 (below 1: a KL warm-up)")
+    eta_start: float | None = _s(None, "with --anneal-epochs (cv variant): the z prior's weight at the first "
+                                       "step, moving linearly to --eta")
+    pretrain_epochs: int = _s(0, "epochs of autoencoder pretraining, after which a Gaussian mixture fitted to "
+                                 "the codes E[x|y] starts the prior's K components (0 = off; "
+                                 "gmvae_np/pretrain.py)")
+
     # -- bookkeeping ---------------------------------------------------------------------------------
     eval_every: int = _s(1, "evaluate on the held-out split every N epochs (and after the last)")
     eval_batch_size: int = _s(0, "rows per evaluation batch; 0 chooses 500 for fc, 100 for conv")
@@ -175,7 +185,7 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{_flag(name)} must be a positive whole number; got {value!r}")
-        for name in ("eval_batch_size", "log_every", "plot_every"):
+        for name in ("eval_batch_size", "log_every", "plot_every", "anneal_epochs", "pretrain_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise SettingsError(f"{_flag(name)} must be a whole number >= 0; got {value!r}")
@@ -186,10 +196,20 @@ class Settings:
                                 f"got {self.K}")
         if not _finite_number(self.lr) or self.lr <= 0:
             raise SettingsError(f"--lr must be a positive number; got {self.lr!r}")
-        for name in ("alpha", "eta", "lam", "balance", "curl"):
+        for name in ("alpha", "eta", "lam", "balance", "curl", "kl_start"):
             value = getattr(self, name)
             if not _finite_number(value) or value < 0:
                 raise SettingsError(f"{_flag(name)} must be a number >= 0; got {value!r}")
+        if self.eta_start is not None:
+            if not _finite_number(self.eta_start) or self.eta_start < 0:
+                raise SettingsError(f"--eta-start must be a number >= 0; got {self.eta_start!r}")
+            if self.variant != "cv":
+                raise SettingsError("--eta-start anneals the cv variant's z-prior weight, which the mi variant "
+                                    "does not have; leave it out or add --variant cv")
+        if not self.anneal_epochs and (self.kl_start != 1.0 or self.eta_start is not None):
+            given = "--kl-start" if self.kl_start != 1.0 else "--eta-start"
+            raise SettingsError(f"{given} sets where an annealed weight starts: give the annealing's length "
+                                f"too, e.g. --anneal-epochs 5")
         if self.dataset == "custom" and not self.data:
             raise SettingsError("the custom experiment needs its data: pass --data PATH (.npy, .npz or .csv)")
         if self.dataset != "custom" and self.data:

@@ -85,6 +85,7 @@ from .data import Dataset, load_dataset, load_matrix, make_spiral
 from .diagnostics import DIAGNOSTICS
 from .metrics import clustering_report, contingency
 from .presets import Settings, SettingsError
+from .schedule import annealed_weights
 
 __all__ = ["train", "Trainer", "TrainingInterrupted", "TrainingDiverged", "RunDirError", "load_data",
            "model_config", "read_settings", "blas_threads", "TERM_NAMES", "TRAIN_KEYS"]
@@ -402,8 +403,20 @@ class Trainer:
         self.perm = None
         self.seconds = 0.0  # training time so far, across resumes
         self.best = None  # {"key", "value", "epoch"}
+        self.pretrained = None  # the summary of the start from pretrained codes (gmvae_np.pretrain), if any
         if self.resume:
             self._restore()
+        elif s.pretrain_epochs:
+            from .pretrain import pretrain_and_initialise
+
+            started = time.perf_counter()
+            try:
+                self.pretrained = pretrain_and_initialise(self.model, self.x_train, s, b.rng, x_eval=self.x_eval,
+                                                          y_eval=self.y_eval)
+            except FloatingPointError as e:
+                raise TrainingDiverged(f"training stopped: {e}") from None
+            self.pretrained["seconds"] = round(time.perf_counter() - started, 3)
+            self.seconds += self.pretrained["seconds"]
 
     # -- the run directory ----------------------------------------------------------------------------
     @property
@@ -562,6 +575,8 @@ class Trainer:
             print(f"{about}; {self.model.num_parameters():,} parameters; "
                   f"backend {self.backend.name} ({self.backend.device}); "
                   f"{self.steps_per_epoch} steps of {s.batch_size} per epoch", file=self.out, flush=True)
+        if self.pretrained is not None:
+            self._report_pretraining()
         elif self.verbose and self.epoch > s.epochs:
             print(f"{self.run_dir} is complete ({s.epochs} epochs); nothing to do (give a larger --epochs to "
                   f"train on)", file=self.out, flush=True)
@@ -572,6 +587,20 @@ class Trainer:
         while self.epoch <= s.epochs:
             record = self._train_epoch()
         return record
+
+    def _report_pretraining(self) -> None:
+        """pretrain.json in the run directory, and one line, for the start from pretrained codes."""
+        p = self.pretrained
+        if self.run_dir is not None:
+            text = json.dumps(p, indent=2) + "\n"
+            write_atomic(self.run_dir / "pretrain.json", lambda f: f.write(text.encode("utf-8")))
+        if self.verbose:
+            scores = p.get("eval")
+            print(f"pretrained the autoencoder for {p['epochs']} epoch(s) (reconstruction {p['reconstruction']:.4f}, "
+                  f"{_fmt_duration(p['seconds'])}); the prior starts from a Gaussian mixture on the codes"
+                  + (f" (its partition of the held-out codes: acc {scores['acc_paper']:.3f}/"
+                     f"{scores['acc_hungarian']:.3f} nmi {scores['nmi']:.3f})" if scores else ""),
+                  file=self.out, flush=True)
 
     def _last_record(self) -> dict:
         if self.history:
@@ -603,7 +632,7 @@ class Trainer:
                 self._interrupt(started)
             idx = self.perm[i * B:(i + 1) * B]
             y = ag.tensor(xp.take(self.x_train, idx, axis=0), backend=b)
-            result = self.model.loss(y)
+            result = self.model.loss(y, weights=annealed_weights(s, self.step, self.steps_per_epoch))
             self.optimizer.zero_grad()
             result.objective.backward()
             self.optimizer.step()

@@ -126,8 +126,8 @@ def _parameter_slots(model):
     return slots
 
 
-def gradcheck_objective(model, y, noise, *, then: str | None) -> dict:
-    """Gradcheck model.loss(y, noise).objective w.r.t. every parameter tensor and y (raises on failure).
+def gradcheck_objective(model, y, noise, *, then: str | None, weights: dict | None = None) -> dict:
+    """Gradcheck model.loss(y, noise, weights).objective w.r.t. every parameter tensor and y (raises on failure).
 
     First one check along a random direction through all tensors at once (its relative error is the
     headline number); then, if asked, either every element of every tensor (then="elementwise", for tiny
@@ -152,7 +152,7 @@ def gradcheck_objective(model, y, noise, *, then: str | None) -> dict:
         def objective(y, *params):
             for (module, attr), p, s in zip(slots, params, scales[1:]):
                 setattr(module, attr, p * s if s != 1.0 else p)
-            return model.loss(y * scales[0] if scales[0] != 1.0 else y, noise=noise).objective
+            return model.loss(y * scales[0] if scales[0] != 1.0 else y, noise=noise, weights=weights).objective
 
         inputs = [ag.tensor(t.data / s, requires_grad=(i in which), backend=b)
                   for i, (t, s) in enumerate(zip(tensors, scales))]

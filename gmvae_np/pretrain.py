@@ -1,0 +1,140 @@
+"""A start from a Gaussian mixture on pretrained codes (``--pretrain-epochs P``), in the manner of VaDE.
+
+VaDE (Jiang et al., 2017) starts its mixture prior from a Gaussian mixture fitted to the codes of a
+pretrained autoencoder. For the GMVAE that takes three steps, none of which reads a label:
+
+1. Pretrain the recognition body, its x head and the decoder as a deterministic autoencoder, P epochs
+   of Adam at the run's learning rate on (:func:`autoencoder_loss`)
+
+       L_AE = mean_b reconstruction( y_b, decoder(m(y_b)) ),   m(y) = E_q[x|y], the mean code,
+
+   the ELBO's reconstruction term with the sample x replaced by the mean code.
+2. Fit a K-component Gaussian mixture with diagonal covariances to the training codes m(y)
+   (:func:`fit_code_mixture`; scikit-learn's EM, seeded by the run's seed):
+
+       p(m) = sum_k pi_k N(m | c_k, diag s2_k).
+
+3. Make every component of the GMVAE's prior p(x|w,z=k) = N(mu_k(w), sigma2_k(w)) start as the mixture's
+   k-th component, whatever w (:func:`init_prior_from_mixture`): the prior heads' weights are set to 0
+   and their biases to c_k and to the raw value whose soft clamp is log s2_k. The heads learn their
+   dependence on w from there. The mixture's weights pi_k are not used: the GMVAE's pi is uniform.
+
+The q(z|y) head of the cv variant is left as it is: the conditional prior's gradient moves q(z|y)
+towards the components whose KL is smallest, that is towards the mixture's partition, in the first
+steps. docs/gmvae.md (section 9) has the formulas, docs/results.md what the start did on MNIST.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import autograd_lite as ag
+
+from . import elbo
+from .model import LOGVAR_LIMIT
+from .optim import Adam
+
+__all__ = ["autoencoder_loss", "autoencoder_parameters", "pretrain_autoencoder", "codes", "fit_code_mixture",
+           "init_prior_from_mixture", "pretrain_and_initialise"]
+
+
+def autoencoder_loss(model, y):
+    """mean_b reconstruction(y_b, decoder(E_q[x|y_b])): the autoencoder's loss, a scalar Tensor with graph."""
+    c = model.config
+    y = model._as_input(y)
+    B = y.shape[0]
+    x_mean = model._encode(y)["x_mean"]
+    decoded = {k: ag.reshape(v, (1, B, c.input_size)) for k, v in model._decode(x_mean).items()}
+    return ag.mean(elbo.reconstruction(ag.reshape(y, (B, c.input_size)), decoded, c.likelihood))
+
+
+def autoencoder_parameters(model) -> list:
+    """The parameters the autoencoder's loss reaches: the recognition body, the x-mean head, the decoder."""
+    return model.encoder.parameters() + model.x_mean.parameters() + model.decoder.parameters()
+
+
+def pretrain_autoencoder(model, x_train, *, epochs: int, batch_size: int, lr: float, rng) -> float:
+    """``epochs`` passes of Adam(lr) over x_train (a backend array) in batches drawn by ``rng.permutation``.
+
+    Returns the mean autoencoder loss of the last epoch. The model is left in train mode.
+    """
+    b = model.backend
+    xp = b.xp
+    optimizer = Adam(autoencoder_parameters(model), lr=lr)
+    n = int(x_train.shape[0])
+    steps = n // batch_size
+    model.train()
+    total = 0.0
+    for _ in range(epochs):
+        perm = rng.permutation(n)
+        losses = []
+        for i in range(steps):
+            y = ag.tensor(xp.take(x_train, perm[i * batch_size:(i + 1) * batch_size], axis=0), backend=b)
+            loss = autoencoder_loss(model, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach().data)
+        total = float(b.to_numpy(xp.mean(xp.stack(losses))))
+        if not math.isfinite(total):
+            raise FloatingPointError(f"autoencoder pretraining diverged (loss {total}); lower --lr")
+    for p in model.parameters():
+        p.grad = None
+    return total
+
+
+def codes(model, x, batch_size: int = 500) -> np.ndarray:
+    """The mean codes E_q[x|y] of the rows of x (a backend array), in eval mode, as a numpy (N, Dx) array."""
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [model.backend.to_numpy(model.encode(x[i:i + batch_size])["x_mean"].data)
+                 for i in range(0, int(x.shape[0]), batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(parts).astype(np.float64)
+
+
+def fit_code_mixture(z: np.ndarray, K: int, seed: int):
+    """A K-component diagonal Gaussian mixture fitted by EM to the codes z (N, Dx): a fitted scikit-learn
+    ``GaussianMixture`` (its ``means_`` and ``covariances_`` are the c_k and s2_k above)."""
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(n_components=K, covariance_type="diag", random_state=seed, max_iter=300).fit(z)
+
+
+def init_prior_from_mixture(model, means, variances) -> None:
+    """Set p(x|w,z=k) = N(c_k, diag s2_k) for every w: prior heads' weights 0, biases c_k and the raw
+    log-variance r with LOGVAR_LIMIT tanh(r / LOGVAR_LIMIT) = log s2_k (log s2_k kept inside the limit)."""
+    c, b = model.config, model.backend
+    means, variances = np.asarray(means, np.float64), np.asarray(variances, np.float64)
+    if means.shape != (c.K, c.Dx) or variances.shape != (c.K, c.Dx) or not np.all(variances > 0):
+        raise ValueError(f"init_prior_from_mixture needs means and positive variances of shape (K, Dx) = "
+                         f"({c.K}, {c.Dx}); got {means.shape} and {variances.shape}")
+    bound = LOGVAR_LIMIT * (1 - 1e-6)
+    raw_logvar = LOGVAR_LIMIT * np.arctanh(np.clip(np.log(variances), -bound, bound) / LOGVAR_LIMIT)
+    dtype = b.dtype(c.dtype)
+    for head, bias in ((model.prior_mean, means), (model.prior_logvar, raw_logvar)):
+        head.weight.data = b.xp.zeros(head.weight.shape, dtype=dtype, device=b.device)
+        head.bias.data = b.asarray(bias.reshape(-1), dtype=c.dtype)
+
+
+def pretrain_and_initialise(model, x_train, settings, rng, *, x_eval=None, y_eval=None) -> dict:
+    """Steps 1 to 3 of the module docstring with the run's settings; returns a JSON-able summary.
+
+    With held-out data and labels (x_eval, y_eval), the summary also scores the mixture's own partition
+    of the held-out codes (for the report only: nothing in the start reads them).
+    """
+    loss = pretrain_autoencoder(model, x_train, epochs=settings.pretrain_epochs, batch_size=settings.batch_size,
+                                lr=settings.lr, rng=rng)
+    train_codes = codes(model, x_train)
+    mixture = fit_code_mixture(train_codes, model.config.K, settings.seed)
+    init_prior_from_mixture(model, mixture.means_, mixture.covariances_)
+    summary = {"epochs": settings.pretrain_epochs, "reconstruction": loss, "converged": bool(mixture.converged_),
+               "iterations": int(mixture.n_iter_), "log_likelihood": float(mixture.score(train_codes))}
+    if x_eval is not None and y_eval is not None:
+        from .metrics import clustering_report
+
+        summary["eval"] = clustering_report(mixture.predict_proba(codes(model, x_eval)), y_eval)
+    return summary
