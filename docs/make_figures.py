@@ -72,10 +72,40 @@ RECIPE = {   # series of seeds with restarts (docs/results.md, section 5)
                          "recipe, K=16, kept by train_elbo"),
     "mnist_recipe-K10-entropy": ("./run.sh mnist-recipe --K 10 --seeds 1-5", "recipe, K=10 (the preset)"),
 }
-SELECTION_SERIES = ("mnist_recipe-K10", "mnist_recipe-K16")   # the -entropy series shares their screening
+RECIPE.update({
+    "mnist_recipe-K16-entropy": ("./run.sh mnist-recipe --K 16 --seeds 1-5", "recipe, K=16 (the preset)"),
+    "mnist_recipe-K10-seeds6-10": ("./run.sh mnist-recipe --K 10 --seeds 6-10",
+                                   "recipe, K=10 (the preset), fresh seeds"),
+    "mnist_recipe-K16-seeds6-10": ("./run.sh mnist-recipe --K 16 --seeds 6-10",
+                                   "recipe, K=16 (the preset), fresh seeds"),
+})
+# the -entropy series share the screening of the first two; the fresh seeds have their own
+SELECTION_SERIES = ("mnist_recipe-K10", "mnist_recipe-K16", "mnist_recipe-K10-seeds6-10",
+                    "mnist_recipe-K16-seeds6-10")
 PRESET_SERIES = "mnist_recipe-K10-entropy"                      # ./run.sh mnist-recipe as it stands
+SCREEN_EPOCHS = 5
+SCREEN_ARMS = {   # one-change screens of the recipe: 5 epochs, no restarts (docs/results.md, section 5)
+    "recipe": ("", "the recipe", {10: (1, 2, 3, 4), 16: (1, 2)}),
+    "bal0": ("--balance 0", "no balance term", {10: (1, 2, 3, 4), 16: (1, 2)}),
+    "bal1": ("--balance 1", "balance weight 1", {16: (1, 2)}),
+    "klwarm3": ("--anneal-epochs 3 --kl-start 0", "KL warm-up from 0 over 3 epochs", {10: (1, 2, 3, 4), 16: (1, 2)}),
+    "eta5": ("--anneal-epochs 3 --eta-start 5", "eta annealed from 5 to 1 over 3 epochs", {10: (1, 2)}),
+    "pretrain2": ("--pretrain-epochs 2", "start from a mixture on codes pretrained 2 epochs",
+                  {10: (1, 2, 3, 4), 16: (1, 2)}),
+}
+SCREENS = {
+    f"screen-K{K}-{arm}-s{seed}": (" ".join(f"./run.sh mnist-recipe --K {K} --restarts 1 --epochs {SCREEN_EPOCHS} "
+                                            f"--seed {seed} {flags}".split()), f"K={K}, {caption}")
+    for arm, (flags, caption, seeds) in SCREEN_ARMS.items() for K, ks in seeds.items() for seed in ks
+}
+SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/results.md, section 3)
+    "spiral-restarts": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --log-every 0 --no-plots",
+                        "spiral (1 rad), 3 restarts"),
+    "spiral2-restarts": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --curl 2 --log-every 0 "
+                         "--no-plots", "spiral (2 rad), 3 restarts"),
+}
 RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "the spiral preset"),
-        **CV_ABLATION, **MI_ABLATION, **MNIST, **DIAGNOSIS, **RECIPE}
+        **CV_ABLATION, **MI_ABLATION, **MNIST, **DIAGNOSIS, **RECIPE, **SCREENS, **SPIRAL_RESTARTS}
 
 MAX_BYTES = 300_000
 
@@ -164,6 +194,7 @@ def read_series(root: Path) -> list[dict] | None:
             metrics = plots.read_metrics(run_dir / "metrics.jsonl")
             at_choice = next(r for r in metrics if r["epoch"] == screen)
             restarts[int(i)] = {**criterion_values(at_choice), "acc_at_choice": at_choice["eval"].get("acc_paper"),
+                                "purity_at_choice": at_choice["eval"].get("purity"),
                                 "final": final_eval(plots.Run(path=run_dir, config={}, metrics=metrics))}
             total, timing = wall_seconds(run_dir)
             screened = [t["seconds"] for t in timing if t["epoch"] == screen]
@@ -224,6 +255,51 @@ def selection_table(series: dict, captions: dict) -> str:
                          + f" | {best} ({100 * acc[best]:.1f}) |")
     lines.append("| **kept minus the mean of the restarts, averaged** | | | "
                  + " | ".join(f"{100 * np.mean(h):+.1f} points" if h else "" for h in hits.values()) + " | |")
+    return "\n".join(lines)
+
+
+def screen_table(runs_dir: Path) -> str | None:
+    """One row per screened arm and K: the paper's accuracy after SCREEN_EPOCHS epochs on each seed, their
+    mean, the fewest clusters in use and the mean training -ELBO. None when no screen has finished."""
+    lines = ["| arm | seeds | acc. per seed after 5 epochs (paper's criterion) | mean | fewest clusters used | "
+             "train -ELBO |", "|---|---|---|---|---|---|"]
+    for arm, (_, caption, seeds) in SCREEN_ARMS.items():
+        for K, ks in seeds.items():
+            done = {}
+            for seed in ks:
+                try:
+                    metrics = plots.read_metrics(runs_dir / f"screen-K{K}-{arm}-s{seed}" / "metrics.jsonl")
+                except (OSError, ValueError, plots.RunDirError):
+                    continue
+                last = next((r for r in metrics if r["epoch"] == SCREEN_EPOCHS and "eval" in r), None)
+                if last is not None:
+                    done[seed] = last
+            if not done:
+                continue
+            acc = [100 * r["eval"]["acc_paper"] for r in done.values()]
+            lines.append(f"| K={K}, {caption} | {', '.join(map(str, done))} | "
+                         f"{', '.join(f'{a:.1f}' for a in acc)} | {np.mean(acc):.1f} | "
+                         f"{min(r['eval']['clusters_used'] for r in done.values())} | "
+                         f"{np.mean([r['train']['neg_elbo'] for r in done.values()]):.2f} |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
+def spiral_restarts_table(series: dict, captions: dict) -> str:
+    """Per seed of each spiral series with restarts: the restart kept, its purity and how many of the
+    five arms own a cluster (are the majority of one), and the purity of every restart at the choice."""
+    lines = ["| run | seed | restart kept | purity | arms owning a cluster | clusters used | "
+             "restarts: purity at the choice |", "|---|---|---|---|---|---|---|"]
+    for name, rows in series.items():
+        for r in rows:
+            ev = r["final"]
+            at_choice = ", ".join(f"{v['purity_at_choice']:.3f}" for _, v in sorted(r["restarts"].items()))
+            lines.append(f"| {captions[name]} | {r['seed']} | {r['chosen']} | {ev['purity']:.3f} | "
+                         f"{ev['classes_owned']} of 5 | {ev['clusters_used']} | {at_choice} |")
+        if rows:
+            purity = [r["final"]["purity"] for r in rows]
+            lines.append(f"| **{captions[name]}: mean ± std over {len(rows)} seeds** | | | "
+                         f"**{_mean_std(purity)}** (min {min(purity):.3f}) | "
+                         f"{sum(r['final']['classes_owned'] == 5 for r in rows)} of {len(rows)} seeds all five | | |")
     return "\n".join(lines)
 
 
@@ -436,6 +512,21 @@ def main(argv=None) -> int:
         print(f"\nMNIST recipe:\n{recipe_table(series, captions)}\n")
         screened = {name: rows for name, rows in series.items() if name in SELECTION_SERIES}
         print(f"\nchoosing among restarts:\n{selection_table(screened, captions)}\n")
+
+    screens = screen_table(args.runs)
+    if screens and args.tables:
+        print(f"\nscreens of the recipe's parts:\n{screens}\n")
+    missing_all += [name for name in SCREENS if not (args.runs / name / "metrics.jsonl").is_file()]
+
+    spirals = {}
+    for name in SPIRAL_RESTARTS:
+        rows = read_series(args.runs / name)
+        if rows:
+            spirals[name] = rows
+        else:
+            missing_all.append(name)
+    if spirals and args.tables:
+        print(f"\nthe spiral with restarts:\n{spiral_restarts_table(spirals, captions)}\n")
 
     if missing_all:
         print("missing runs (figures skipped); train them with:", file=sys.stderr)
