@@ -527,6 +527,7 @@ def main(argv=None) -> int:
             missing_all.append(name)
     if spirals and args.tables:
         print(f"\nthe spiral with restarts:\n{spiral_restarts_table(spirals, captions)}\n")
+        print(f"\nchoosing among the spiral's restarts:\n{selection_table(spirals, captions)}\n")
 
     if missing_all:
         print("missing runs (figures skipped); train them with:", file=sys.stderr)
