@@ -48,7 +48,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "preset"]
+from .elbo import LIKELIHOODS, VARIANTS
+
+__all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "preset", "flag"]
 
 
 class SettingsError(ValueError):
@@ -87,14 +89,14 @@ class Settings:
     arch: str = _s("fc", "network: fc (fully connected) or conv (convolutional, for 28x28 images)",
                    choices=("fc", "conv"))
     likelihood: str = _s("auto", "output distribution p(y|x): bernoulli, gaussian, or auto (the data "
-                                 "set's own)", choices=("auto", "bernoulli", "gaussian"))
+                                 "set's own)", choices=("auto",) + LIKELIHOODS)
     K: int = _s(10, "number of mixture components (clusters)")
     Dx: int = _s(200, "size of the continuous latent x")
     Dw: int = _s(150, "size of the style latent w")
     hidden: int = _s(500, "hidden layer width H (fc layers and the prior network)")
     variant: str = _s("cv", "regularisation: cv (consistency violation, the original's main branch) or mi "
                             "(minimum-information constraint, the paper's final version)",
-                      choices=("cv", "mi"))
+                      choices=VARIANTS)
     alpha: float = _s(1.0, "weight of the consistency-violation term (cv variant; main.lua -cvWeight)")
     eta: float = _s(1.0, "weight of the z-prior term (cv variant; main.lua -zPriorWeight)")
     lam: float = _s(0.5, "free-bits threshold lambda of the z prior (mi variant; main.lua -lambda)")
@@ -159,17 +161,17 @@ class Settings:
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
             if choices and value not in choices:
-                raise SettingsError(f"{_flag(f.name)} must be one of {', '.join(choices)}; got {value!r}")
+                raise SettingsError(f"{flag(f.name)} must be one of {', '.join(choices)}; got {value!r}")
         ints_positive = ("n_per_arm", "K", "Dx", "Dw", "hidden", "mc", "epochs", "batch_size", "eval_every",
                          "restarts", "restart_epochs")
         for name in ints_positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SettingsError(f"{_flag(name)} must be a positive whole number; got {value!r}")
+                raise SettingsError(f"{flag(name)} must be a positive whole number; got {value!r}")
         for name in ("eval_batch_size", "log_every", "plot_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise SettingsError(f"{_flag(name)} must be a whole number >= 0; got {value!r}")
+                raise SettingsError(f"{flag(name)} must be a whole number >= 0; got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise SettingsError(f"--seed must be a whole number >= 0; got {self.seed!r}")
         if self.K < 2:
@@ -180,7 +182,7 @@ class Settings:
         for name in ("alpha", "eta", "lam", "balance", "curl"):
             value = getattr(self, name)
             if not _finite_number(value) or value < 0:
-                raise SettingsError(f"{_flag(name)} must be a number >= 0; got {value!r}")
+                raise SettingsError(f"{flag(name)} must be a number >= 0; got {value!r}")
         if self.dataset == "custom" and not self.data:
             raise SettingsError("the custom experiment needs its data: pass --data PATH (.npy, .npz or .csv)")
         if self.dataset != "custom" and self.data:
@@ -193,8 +195,8 @@ def _finite_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
 
 
-def _flag(name: str) -> str:
-    """The command-line spelling of a setting: batch_size -> --batch-size."""
+def flag(name: str) -> str:
+    """The command-line spelling of a setting: batch_size -> --batch-size (the parser and every message)."""
     return "--" + name.replace("_", "-")
 
 
