@@ -7,7 +7,7 @@
     >>> out = model.loss(ag.randn(8, 2))
     >>> opt.zero_grad(); out.objective.backward(); opt.step()
 
-Reading order, for a learner:
+Reading order, for a learner (docs/architecture.md is the map of every module and its layer):
 
 1. docs/gmvae.md       the model and its bound, derived term by term, with pointers into the code
 2. layers.py           Module, Linear, Conv2d, ConvTranspose2d, BatchNorm, activations, Sequential
