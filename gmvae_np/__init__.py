@@ -7,7 +7,7 @@
     >>> out = model.loss(ag.randn(8, 2))
     >>> opt.zero_grad(); out.objective.backward(); opt.step()
 
-Reading order, for a learner:
+Reading order, for a learner (docs/architecture.md is the map of every module and its layer):
 
 1. docs/gmvae.md       the model and its bound, derived term by term, with pointers into the code
 2. layers.py           Module, Linear, Conv2d, ConvTranspose2d, BatchNorm, activations, Sequential
@@ -15,7 +15,7 @@ Reading order, for a learner:
 4. model.py            GMVAEConfig and GMVAE: the three networks, loss(), and inference (predict, sample)
 5. optim.py            Adam (and why the original code's Adam was really sign descent)
 6. checkpoint.py       one atomic .npz per checkpoint (atomic.py); refusing corrupt or foreign files
-7. data.py, metrics.py, train.py, plots.py   the data sets, the clustering scores, the loop, the figures
+7. data/, metrics.py, train.py, plots.py     the data sets, the clustering scores, the loop, the figures
 
 The engine underneath (tensors, primitives, gradient checks) is the autograd_lite package.
 """

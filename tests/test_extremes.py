@@ -25,11 +25,10 @@ from blas import one_blas_thread
 
 import autograd_lite as ag
 from gmvae_np.data import make_spiral
+from gmvae_np.elbo import TERMS
 from gmvae_np.model import GMVAE, GMVAEConfig
 from gmvae_np.optim import Adam
 from gmvae_np.presets import preset
-
-TERMS = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consistency_violation")
 
 
 @pytest.fixture(autouse=True, scope="module")
