@@ -21,9 +21,11 @@ The variants read different weights (gmvae_np.elbo.objective): cv reads --alpha 
 --lam. Giving a weight the chosen variant does not read is refused rather than silently ignored.
 
 Exit codes: 0 done; 2 a user error (bad option or value, missing data, unusable run directory, corrupt
-checkpoint, unavailable backend), printed as one line ``error: ...`` without a traceback; 1 training
-stopped because a loss term became NaN or infinite; 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after
-saving a checkpoint, with a line saying how to resume. Genuine bugs still raise with a traceback.
+checkpoint, unavailable backend) or a fault of the environment (a run directory in use by another process,
+a write that failed: no space left, permission lost; gmvae_np.rundir), printed as one line ``error: ...``
+without a traceback; 1 training stopped because a loss term became NaN or infinite; 130 / 143 stopped by
+SIGINT (Ctrl-C) / SIGTERM after saving a checkpoint, with a line saying how to resume. Genuine bugs
+still raise with a traceback.
 """
 from __future__ import annotations
 
