@@ -7,10 +7,9 @@
 
 Figures go to RUN_DIR/figures/ (see gmvae_np/plots/ for what each one shows). The run directory is
 all this script reads, through gmvae_np.rundir's readers, which take no lock: it can follow a run that
-is training in another process. With --follow it
-stops on Ctrl-C (exit code 0), or by itself once every epoch of the run is logged and nothing has
-changed for --settle seconds. A folder that is not a run directory gives one `error: ...` line on
-stderr and exit code 2.
+is training in another process. With --follow it stops on Ctrl-C (exit code 0), or by itself once
+every epoch of the run is logged and nothing has changed for --settle seconds. A folder that is not a
+run directory, or figures that cannot be written, give one `error: ...` line on stderr and exit code 2.
 """
 from __future__ import annotations
 
@@ -95,6 +94,9 @@ def main(argv=None) -> int:
         return 0
     except rundir.RunDirError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:   # figures/ cannot be written: no space left, no permission
+        print(f"error: cannot write the figures of {args.run_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("", flush=True)

@@ -42,6 +42,7 @@ from .data import DataError
 from .elbo import VARIANT_WEIGHTS
 from .presets import EXPERIMENTS, PRESETS, Settings, SettingsError, preset
 from .restarts import train_with_restarts
+from .rundir import RunDir
 from .train import RunDirError, Trainer, TrainingDiverged, TrainingInterrupted, read_settings
 
 __all__ = ["main", "run", "build_parser", "parse_seeds", "summarize", "check_variant_flags"]
@@ -247,7 +248,7 @@ def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given
         finals[seed] = _final(record)
     summary = summarize(finals)
     summary = {"experiment": experiment, "seeds": seeds, **summary}
-    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    RunDir(root).write_json("summary.json", summary)   # a failed write: one line (gmvae_np.rundir)
     _say(format_table(summary))
     _say(f"summary written to {root / 'summary.json'}")
     return 0

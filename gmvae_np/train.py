@@ -60,6 +60,7 @@ __all__ = ["train_step", "evaluation", "evaluate", "train", "Trainer", "Training
            "TrainingDiverged", "RunDirError", "load_data", "model_config", "read_settings", "blas_threads",
            "TRAIN_KEYS"]
 
+
 def train_step(model, optimizer, batch):
     """One training step on one batch; returns the LossResult (its terms feed the running sums)."""
     result = model.loss(batch)         # forward: the three networks, the ELBO terms, the objective
@@ -85,9 +86,9 @@ def evaluation(model, rng):
 
 def evaluate(model, batches) -> tuple[dict, np.ndarray]:
     """Per-sample means of neg_elbo, the ELBO terms and kl_gap over ``batches``, with max_q and
-    batch_entropy, and the cluster probabilities (n, K) on the host. Call it inside ``evaluation(model)``."""
+    batch_entropy, and the cluster probabilities (n, K) on the host. Call it inside ``evaluation(model, rng)``."""
     if model.training:
-        raise ValueError("evaluate(model, batches) needs eval mode: call it inside `with evaluation(model):`")
+        raise ValueError("evaluate(model, batches) needs eval mode: call it inside `with evaluation(model, rng):`")
     b = model.backend
     xp = b.xp
     names = ("neg_elbo", *TERMS, "kl_gap")
