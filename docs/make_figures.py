@@ -1,7 +1,7 @@
 """Regenerate every figure of the docs (docs/figures/*.png) and print the tables of docs/results.md.
 
 The figures are drawn from run directories alone (config.json, metrics.jsonl, snapshot.npz; see
-gmvae_np/plots.py), so they can be redrawn at any time without training again:
+gmvae_np/rundir.py and gmvae_np/plots/), so they can be redrawn at any time without training again:
 
     python docs/make_figures.py                 draw every figure whose runs exist, list the missing runs
     python docs/make_figures.py --tables        also print the Markdown tables of docs/results.md

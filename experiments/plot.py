@@ -5,11 +5,11 @@
                                                             snapshot.npz changes
     ./run.sh plot RUN_DIR --follow --interval 5             the same through the launcher
 
-Figures go to RUN_DIR/figures/ (see gmvae_np/plots.py for what each one shows). The run directory is
-all this script reads, so it can follow a run that is training in another process. With --follow it
-stops on Ctrl-C (exit code 0), or by itself once every epoch of the run is logged and nothing has
-changed for --settle seconds. A folder that is not a run directory gives one `error: ...` line on
-stderr and exit code 2.
+Figures go to RUN_DIR/figures/ (see gmvae_np/plots/ for what each one shows). The run directory is
+all this script reads, through gmvae_np.rundir's readers, which take no lock: it can follow a run that
+is training in another process. With --follow it stops on Ctrl-C (exit code 0), or by itself once
+every epoch of the run is logged and nothing has changed for --settle seconds. A folder that is not a
+run directory, or figures that cannot be written, give one `error: ...` line on stderr and exit code 2.
 """
 from __future__ import annotations
 
@@ -19,12 +19,10 @@ import sys
 import time
 
 try:
-    from gmvae_np import plots
+    from gmvae_np import plots, rundir
 except ImportError:  # running from a checkout that was not installed
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from gmvae_np import plots
-
-WATCHED = ("config.json", "metrics.jsonl", "snapshot.npz")
+    from gmvae_np import plots, rundir
 
 
 def positive_seconds(text: str) -> float:
@@ -52,30 +50,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def signature(run_dir: pathlib.Path) -> tuple:
-    """What changes when training writes: modification time and size of each watched file."""
-    out = []
-    for name in WATCHED:
-        try:
-            st = (run_dir / name).stat()
-            out.append((name, st.st_mtime_ns, st.st_size))
-        except FileNotFoundError:
-            out.append((name, None, None))
-    return tuple(out)
-
-
-def run_finished(run_dir: pathlib.Path) -> bool:
-    """True once metrics.jsonl holds every epoch the config asks for (epochs counted from 0 or 1)."""
-    try:
-        run = plots.read_run(run_dir)
-    except plots.RunDirError:
-        return False
-    epochs = run.settings.get("epochs")
-    if not isinstance(epochs, int) or epochs <= 0 or not run.metrics:
-        return False
-    return len(run.metrics) >= epochs or run.metrics[-1]["epoch"] >= epochs
-
-
 def draw(run_dir: pathlib.Path) -> None:
     paths = plots.draw_run(run_dir)
     stamp = time.strftime("%H:%M:%S")
@@ -96,14 +70,14 @@ def follow(run_dir: pathlib.Path, interval: float, settle: float, last: tuple) -
             print(f"error: {run_dir} has no config.json any more; the run directory was removed",
                   file=sys.stderr)
             return 2
-        now = signature(run_dir)
+        now = rundir.signature(run_dir)
         if now != last:
             last, changed_at = now, time.monotonic()
             try:
                 draw(run_dir)
-            except plots.RunDirError as exc:   # e.g. a file replaced mid-read: try again next time
+            except rundir.RunDirError as exc:   # e.g. a file replaced mid-read: try again next time
                 print(f"warning: {exc}", file=sys.stderr, flush=True)
-        elif time.monotonic() - changed_at >= settle and run_finished(run_dir):
+        elif time.monotonic() - changed_at >= settle and rundir.run_finished(run_dir):
             print(f"run finished and unchanged for {settle:g} s; figures are in "
                   f"{run_dir / 'figures'}", flush=True)
             return 0
@@ -113,13 +87,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     settle = args.settle if args.settle is not None else max(10.0, 3 * args.interval)
     try:
-        before = signature(args.run_dir)
+        before = rundir.signature(args.run_dir)
         draw(args.run_dir)
         if args.follow:
             return follow(args.run_dir, args.interval, settle, before)
         return 0
-    except plots.RunDirError as exc:
+    except rundir.RunDirError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:   # figures/ cannot be written: no space left, no permission
+        print(f"error: cannot write the figures of {args.run_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("", flush=True)

@@ -15,7 +15,8 @@ Reading order, for a learner (docs/architecture.md is the map of every module an
 4. model.py            GMVAEConfig and GMVAE: the three networks, loss(), and inference (predict, sample)
 5. optim.py            Adam (and why the original code's Adam was really sign descent)
 6. checkpoint.py       one atomic .npz per checkpoint (atomic.py); refusing corrupt or foreign files
-7. data/, metrics.py, train.py, plots.py     the data sets, the clustering scores, the loop, the figures
+7. data/, metrics.py, train.py, rundir.py, plots/   the data sets, the clustering scores, the loop
+   (train_step at its top), the run directory, the figures
 
 The engine underneath (tensors, primitives, gradient checks) is the autograd_lite package.
 """

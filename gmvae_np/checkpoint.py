@@ -66,6 +66,11 @@ class Checkpoint:
 # -- writing ---------------------------------------------------------------------------------------
 
 def _package_version() -> str:
+    """The version of the code running (gmvae_np.__version__), recorded in checkpoints and config.json.
+
+    Not importlib.metadata's: that names the installed distribution, which is "unknown" from a source
+    tree and may be another copy than the one imported.
+    """
     from . import __version__
     return __version__
 

@@ -21,9 +21,11 @@ The variants read different weights (gmvae_np.elbo.objective): cv reads --alpha 
 --lam. Giving a weight the chosen variant does not read is refused rather than silently ignored.
 
 Exit codes: 0 done; 2 a user error (bad option or value, missing data, unusable run directory, corrupt
-checkpoint, unavailable backend), printed as one line ``error: ...`` without a traceback; 1 training
-stopped because a loss term became NaN or infinite; 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after
-saving a checkpoint, with a line saying how to resume. Genuine bugs still raise with a traceback.
+checkpoint, unavailable backend) or a fault of the environment (a run directory in use by another process,
+a write that failed: no space left, permission lost; gmvae_np.rundir), printed as one line ``error: ...``
+without a traceback; 1 training stopped because a loss term became NaN or infinite; 130 / 143 stopped by
+SIGINT (Ctrl-C) / SIGTERM after saving a checkpoint, with a line saying how to resume. Genuine bugs
+still raise with a traceback.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from .data import DataError
 from .elbo import VARIANT_WEIGHTS
 from .presets import EXPERIMENTS, Settings, SettingsError, flag, preset
 from .restarts import train_with_restarts
+from .rundir import RunDir
 from .train import RunDirError, Trainer, TrainingDiverged, TrainingInterrupted, read_settings
 
 __all__ = ["main", "run", "build_parser", "parse_seeds", "summarize", "check_variant_flags"]
@@ -241,7 +244,7 @@ def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given
         finals[seed] = _final(record)
     summary = summarize(finals)
     summary = {"experiment": experiment, "seeds": seeds, **summary}
-    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    RunDir(root).write_json("summary.json", summary)   # a failed write: one line (gmvae_np.rundir)
     _say(format_table(summary))
     _say(f"summary written to {root / 'summary.json'}")
     return 0

@@ -372,7 +372,21 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # -- persistence -------------------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the fitted estimator (parameters, Adam state, scaling, history) to one .npz file."""
+        """Write the fitted estimator (parameters, Adam state, scaling, history) to one .npz file.
+
+        The write is atomic: a write that fails (no space left, permission denied, a read-only file
+        system) raises CheckpointError, one line naming the file and the fault, and leaves a file
+        already at ``path`` as it was.
+        """
+        from .checkpoint import CheckpointError
+
+        try:
+            self._save(path)
+        except OSError as e:
+            raise CheckpointError(f"cannot write {path}: {e.strerror or e}; a file already there is left as "
+                                  f"it was") from None
+
+    def _save(self, path) -> None:
         from .checkpoint import save_checkpoint
 
         check_is_fitted(self, msg=_NOT_FITTED)

@@ -25,7 +25,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
 __all__ = ["contingency", "paper_accuracy", "hungarian_accuracy", "purity", "cluster_usage",
-           "clustering_report"]
+           "clustering_report", "classes_owned", "assignment_summary"]
 
 
 def _ints(a, what: str) -> np.ndarray:
@@ -137,3 +137,17 @@ def clustering_report(proba, labels) -> dict:
         "purity": purity(pred, labels),
         "clusters_used": cluster_usage(pred, p.shape[1])[1],
     }
+
+
+def classes_owned(pred, labels) -> int:
+    """How many true classes are the majority class of at least one (non-empty) cluster."""
+    table = contingency(pred, labels)
+    return int(np.unique(np.argmax(table, axis=1)).size)
+
+
+def assignment_summary(proba) -> dict:
+    """max_q and batch_entropy (gmvae_np.diagnostics) of the cluster probabilities of a whole split."""
+    p = np.asarray(proba, dtype=np.float64)
+    p_bar = p.mean(axis=0)
+    nonzero = p_bar[p_bar > 0]
+    return {"max_q": float(p.max(axis=1).mean()), "batch_entropy": float(-np.sum(nonzero * np.log(nonzero)))}

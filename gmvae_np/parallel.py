@@ -36,7 +36,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["run_in_processes", "resolve_jobs", "stop_requested", "Interrupted", "BLAS_ENV"]
+__all__ = ["run_in_processes", "resolve_jobs", "stop_requested", "Interrupted", "BLAS_ENV", "blas_threads"]
 
 BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -53,6 +53,21 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, results: list):
         super().__init__("interrupted")
         self.results = results
+
+
+def blas_threads() -> int | None:
+    """The number of threads the host BLAS (OpenBLAS, MKL, ...) uses now; None when it cannot be told.
+
+    Read through the optional threadpoolctl. Recorded in each checkpoint, because a matrix product split
+    over another number of threads may round differently: resume is bit-identical only when this number
+    is the same as when the run was interrupted.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    counts = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else None
 
 
 def resolve_jobs(n_jobs, n_tasks: int) -> int:

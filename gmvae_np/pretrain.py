@@ -26,6 +26,7 @@ steps. docs/gmvae.md (section 9) has the formulas, docs/results.md what the star
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from .model import LOGVAR_LIMIT
 from .optim import Adam
 
 __all__ = ["autoencoder_loss", "autoencoder_parameters", "pretrain_autoencoder", "codes", "fit_code_mixture",
-           "init_prior_from_mixture", "pretrain_and_initialise"]
+           "init_prior_from_mixture", "pretrain_and_initialise", "report_line"]
 
 
 def autoencoder_loss(model, y):
@@ -126,6 +127,7 @@ def pretrain_and_initialise(model, x_train, settings, rng, *, x_eval=None, y_eva
     With held-out data and labels (x_eval, y_eval), the summary also scores the mixture's own partition
     of the held-out codes (for the report only: nothing in the start reads them).
     """
+    started = time.perf_counter()
     loss = pretrain_autoencoder(model, x_train, epochs=settings.pretrain_epochs, batch_size=settings.batch_size,
                                 lr=settings.lr, rng=rng)
     train_codes = codes(model, x_train)
@@ -137,4 +139,15 @@ def pretrain_and_initialise(model, x_train, settings, rng, *, x_eval=None, y_eva
         from .metrics import clustering_report
 
         summary["eval"] = clustering_report(mixture.predict_proba(codes(model, x_eval)), y_eval)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
+
+
+def report_line(summary: dict) -> str:
+    """The one line a run prints about its start (from :func:`pretrain_and_initialise`'s summary)."""
+    scores = summary.get("eval")
+    return (f"pretrained the autoencoder for {summary['epochs']} epoch(s) (reconstruction "
+            f"{summary['reconstruction']:.4f}, {summary['seconds']:.0f} s); the prior starts from a Gaussian "
+            f"mixture on the codes"
+            + (f" (its partition of the held-out codes: acc {scores['acc_paper']:.3f}/{scores['acc_hungarian']:.3f} "
+               f"nmi {scores['nmi']:.3f})" if scores else ""))

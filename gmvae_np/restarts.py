@@ -23,16 +23,18 @@ The train_ criteria read the training data only; the eval_ ones read the held-ou
 test images for MNIST), never its labels.
 
 Every step is resumable: a restart with a checkpoint continues where it stopped, a finished screening
-is not repeated, and the chosen run continues with the trainer's own exact resume.
+is not repeated, and the chosen run continues with the trainer's own exact resume. RUN_DIR is locked
+for the whole run, and each restart's folder by its own trainer (gmvae_np.rundir), so a second process
+that would write into either is refused.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .atomic import write_atomic
 from .presets import Settings, SettingsError
-from .train import RunDirError, Trainer
+from .rundir import RunDir, RunDirError
+from .train import Trainer
 
 __all__ = ["CRITERIA", "restart_seed", "train_with_restarts", "criterion_values"]
 
@@ -68,11 +70,17 @@ def train_with_restarts(settings: Settings, run_dir, *, resume: bool = False, **
     s = settings.validate()
     root = Path(run_dir)
     state_path = root / "restarts.json"
-    if state_path.is_file() and not resume:
-        raise RunDirError(f"{root} already holds a run with restarts (restarts.json); continue it with "
-                          f"--resume {root} or choose a new --out")
     if resume and not state_path.is_file():
         raise RunDirError(f"cannot resume: {root} has no restarts.json; start a new run with --out")
+    with RunDir(root).held() as holder:
+        if state_path.is_file() and not resume:
+            raise RunDirError(f"{root} already holds a run with restarts (restarts.json); continue it with "
+                              f"--resume {root} or choose a new --out")
+        return _screen_and_train(s, root, holder, resume, trainer_kwargs)
+
+
+def _screen_and_train(s: Settings, root: Path, holder: RunDir, resume: bool, trainer_kwargs: dict) -> dict:
+    state_path = root / "restarts.json"
     state = _read_state(state_path) if resume else {"screened": {}, "chosen": None}
     state["settings"] = s.to_dict()
     screen = min(s.restart_epochs, s.epochs)
@@ -84,7 +92,7 @@ def train_with_restarts(settings: Settings, run_dir, *, resume: bool = False, **
                           resume=_has_checkpoint(d), **trainer_kwargs)
         return trainer.run()
 
-    _write_state(state_path, state)
+    _write_state(holder, state)
     if state["chosen"] is None:
         for i in range(1, s.restarts + 1):
             if str(i) in state["screened"]:
@@ -93,14 +101,14 @@ def train_with_restarts(settings: Settings, run_dir, *, resume: bool = False, **
                   file=out, flush=True)
             record = run(i, screen)
             state["screened"][str(i)] = criterion_values(record)
-            _write_state(state_path, state)
+            _write_state(holder, state)
         scores = {int(i): v.get(s.select_by) for i, v in state["screened"].items()}
         missing = [i for i, v in scores.items() if v is None]
         if missing:
             raise SettingsError(f"--select-by {s.select_by} needs a value the runs did not record "
                                 f"(restart {missing[0]}); use --select-by train_elbo")
         state["chosen"] = min(scores, key=scores.get)
-        _write_state(state_path, state)
+        _write_state(holder, state)
         print(f"-- restarts by {s.select_by}: " + ", ".join(f"{i}: {v:.3f}" for i, v in sorted(scores.items()))
               + f"; keeping restart {state['chosen']}", file=out, flush=True)
     chosen = int(state["chosen"])
@@ -118,7 +126,5 @@ def _read_state(path: Path) -> dict:
         raise RunDirError(f"{path} cannot be read ({e}); start the run again with a new --out") from None
 
 
-def _write_state(path: Path, state: dict) -> None:
-    text = json.dumps(state, indent=2) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+def _write_state(holder: RunDir, state: dict) -> None:
+    holder.write_json("restarts.json", state)

@@ -18,6 +18,7 @@ import pytest
 from matplotlib.image import imread
 
 from gmvae_np import plots
+from gmvae_np.plots.images import _as_images, _display
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PLOT_CLI = REPO / "experiments" / "plot.py"
@@ -215,7 +216,7 @@ def test_gaussian_images_outside_unit_range_are_rescaled(tmp_path):
         arrays[key] = (arrays[key] - 0.5) * 6.0      # z-scored-like pixels
     np.savez(run / "snapshot.npz", **arrays)
     r = plots.read_run(run)
-    imgs, note = plots._display(plots._as_images(r.snapshot["samples"], (1, 28, 28), "samples"))
+    imgs, note = _display(_as_images(r.snapshot["samples"], (1, 28, 28), "samples"))
     assert imgs.min() >= 0.0 and imgs.max() <= 1.0 and "min-max" in note
     plots.draw_run(run)
     check_png(run / "figures" / "samples.png")

@@ -474,3 +474,18 @@ def test_running_sums_from_before_the_diagnostics_resume_with_them_at_zero():
     assert sums.read() == {name: (i + 1) / 4 for i, name in enumerate(TRAIN_KEYS)}
     assert sums.read_diagnostics() == {**{name: 0.0 for name in DIAGNOSTICS}, "clusters_used": 0}
     assert len(sums.state()["sums"]) == len(TRAIN_KEYS) + len(DIAGNOSTICS) + 3
+
+
+def test_the_experiments_page_quotes_train_step_as_it_is():
+    """docs/experiments.md shows the whole training step; the copy there must be the code."""
+    import inspect
+    import re
+
+    from gmvae_np import train as train_module
+
+    page = (REPO / "docs" / "experiments.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", page, flags=re.M | re.S)
+    quoted = [b for b in blocks if b.startswith("def train_step(")]
+    assert len(quoted) == 1, "experiments.md quotes train_step once"
+    assert quoted[0].rstrip("\n") == inspect.getsource(train_module.train_step).rstrip("\n")
+    assert len(quoted[0].splitlines()) <= 12   # the whole step, in sight

@@ -1,0 +1,51 @@
+"""From an experiment's settings to what a run trains on: the data set, shaped for the network, and the
+model config.
+
+    from gmvae_np.experiment import load_data, model_config
+    data = load_data(settings)              # spiral, MNIST, a feature set or your own matrix
+    config = model_config(settings, data)   # input shape and likelihood from the data
+"""
+from __future__ import annotations
+
+from .data import Dataset, load_dataset, load_matrix, make_spiral
+from .presets import Settings, SettingsError
+
+__all__ = ["load_data", "shape_for", "model_config", "SPIRAL_DATA_SEED"]
+
+SPIRAL_DATA_SEED = 0  # the spiral points are one fixed data set (the original's spiral.t7), whatever --seed
+
+
+def load_data(settings: Settings) -> Dataset:
+    """The data set named by the settings, on the host, shaped for the settings' network."""
+    if settings.dataset == "spiral":
+        data = make_spiral(n_per_arm=settings.n_per_arm, curl=settings.curl, seed=SPIRAL_DATA_SEED)
+    elif settings.dataset == "custom":
+        data = load_matrix(settings.data, labels=settings.labels, standardize=settings.standardize)
+    else:
+        data = load_dataset(settings.dataset, data_dir=settings.data_dir)
+    return shape_for(settings, data)
+
+
+def shape_for(settings: Settings, data: Dataset) -> Dataset:
+    """Flatten images for fc networks; refuse a conv network on vectors."""
+    if settings.arch == "conv":
+        if data.x_train.ndim != 4:
+            raise SettingsError(f"--arch conv needs image data, but {data.name} has rows of "
+                                f"{data.n_features} features; use --arch fc")
+        return data
+    return data.flat() if data.x_train.ndim != 2 else data
+
+
+def model_config(settings: Settings, data: Dataset):
+    """The GMVAEConfig for these settings and this data (input shape and likelihood from the data)."""
+    from .model import GMVAEConfig
+
+    likelihood = data.likelihood if settings.likelihood == "auto" else settings.likelihood
+    try:
+        return GMVAEConfig(input_shape=tuple(int(s) for s in data.x_train.shape[1:]), arch=settings.arch,
+                           likelihood=likelihood, K=settings.K, Dx=settings.Dx, Dw=settings.Dw,
+                           hidden=settings.hidden, variant=settings.variant, alpha=settings.alpha,
+                           eta=settings.eta, lam=settings.lam, balance=settings.balance, mc=settings.mc,
+                           dtype=settings.dtype)
+    except (ValueError, TypeError) as e:  # the config's own validation: a settings problem
+        raise SettingsError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
