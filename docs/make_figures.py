@@ -99,12 +99,12 @@ SCREENS = {
     for arm, (flags, caption, seeds) in SCREEN_ARMS.items() for K, ks in seeds.items() for seed in ks
 }
 SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/results.md, section 3)
-    "spiral-restarts": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --log-every 0 --no-plots",
-                        "spiral (1 rad), 3 restarts"),
+    "spiral-restarts": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --select-by train_elbo "
+                        "--log-every 0 --no-plots", "spiral (1 rad), 3 restarts kept by train_elbo"),
     "spiral-restarts-entropy": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --select-by "
                                 "train_entropy --log-every 0 --no-plots", "spiral (1 rad), 3 restarts kept by train_entropy"),
-    "spiral2-restarts": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --curl 2 --log-every 0 "
-                         "--no-plots", "spiral (2 rad), 3 restarts"),
+    "spiral2-restarts": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --select-by train_elbo "
+                         "--curl 2 --log-every 0 --no-plots", "spiral (2 rad), 3 restarts kept by train_elbo"),
 }
 SPIRAL_SELECTION = ("spiral-restarts", "spiral2-restarts")     # the -entropy series shares their screening
 RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "the spiral preset"),

@@ -116,8 +116,9 @@ class Settings:
     restarts: int = _s(1, "train N initialisations for --restart-epochs epochs each, keep the one the "
                           "--select-by criterion prefers (no labels read) and train it on to --epochs")
     restart_epochs: int = _s(5, "epochs each restart trains before one is chosen (with --restarts N > 1)")
-    select_by: str = _s("train_elbo", "label-free criterion that chooses among restarts: train_elbo, "
-                                      "train_entropy, eval_elbo or eval_entropy (gmvae_np/restarts.py)",
+    select_by: str = _s("train_entropy", "label-free criterion that chooses among restarts: train_entropy, "
+                                         "train_elbo, eval_elbo or eval_entropy (gmvae_np/restarts.py; "
+                                         "docs/results.md compares them)",
                         choices=("train_elbo", "train_entropy", "eval_elbo", "eval_entropy"))
 
     anneal_epochs: int = _s(0, "epochs over which annealed objective weights move linearly to their final "
@@ -238,7 +239,7 @@ PRESETS: dict[str, dict] = {
     "cifar100": dict(_FEATURES, dataset="cifar-100", K=100),
     "stl10": dict(_FEATURES, dataset="stl-10"),
     "mnist_recipe": dict(dataset="mnist", arch="fc", K=10, Dx=20, Dw=10, hidden=500, alpha=0.4, balance=10.0,
-                         batch_size=200, epochs=30, lr=1e-3, restarts=4, restart_epochs=5, select_by="train_entropy",
+                         batch_size=200, epochs=30, lr=1e-3, restarts=4, restart_epochs=5,
                          plot_every=0),
     "custom": dict(dataset="custom", arch="fc", likelihood="gaussian", K=10, Dx=16, Dw=8, hidden=256,
                    alpha=1.0, batch_size=100, epochs=100, lr=1e-3, plot_every=10),

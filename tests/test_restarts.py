@@ -9,6 +9,7 @@ import pytest
 from blas import one_blas_thread
 
 from gmvae_np.cli import run
+from gmvae_np.presets import Settings
 from gmvae_np.restarts import CRITERIA, criterion_values, restart_seed
 
 TINY = ["--n-per-arm", "20", "--epochs", "2", "--batch-size", "25", "--no-plots", "--lr", "3e-3"]
@@ -34,7 +35,9 @@ def test_restarts_screen_choose_without_labels_and_train_the_choice_on(tmp_path,
         assert config["seed"] == restart_seed(4, i) == 4 + 1000 * (i - 1)
         first = records(d / f"restart{i}")[0]
         assert state["screened"][str(i)] == criterion_values(first)      # read at the last screening epoch
-    scores = {int(i): v["train_elbo"] for i, v in state["screened"].items()}
+    default = Settings().select_by                                         # the criterion when none is given
+    assert state["settings"]["select_by"] == default == "train_entropy"
+    scores = {int(i): v[default] for i, v in state["screened"].items()}
     assert len(set(scores.values())) == 3                                  # three different initialisations
     chosen = state["chosen"]
     assert chosen == min(scores, key=scores.get)
