@@ -38,7 +38,7 @@ import numpy as np
 
 import autograd_lite as ag
 from autograd_lite import Tensor
-from autograd_lite.backend import backend_of_array
+from autograd_lite.backend import backend_of_array, dtype_name
 
 __all__ = ["Optimizer", "Adam", "SGD"]
 
@@ -162,21 +162,13 @@ class Optimizer:
                 if tuple(host.shape) != p.shape:
                     raise ValueError(f"{who}: {name!r} of parameter {i} has shape {tuple(host.shape)} in the "
                                      f"state but the parameter has shape {p.shape}")
-                s[name] = p.backend.asarray(host, dtype=_dtype_name(p))
+                s[name] = p.backend.asarray(host, dtype=dtype_name(p.dtype))
             new_state.append(s)
         for name in self._hyper:
             if name in state:
                 value = state[name]
                 setattr(self, name, tuple(value) if isinstance(value, list) else value)
         self.state = new_state
-
-
-def _dtype_name(p: Tensor) -> str:
-    xp = p.backend.xp
-    for name in ("float32", "float64", "float16"):
-        if hasattr(xp, name) and p.dtype == getattr(xp, name):
-            return name
-    raise TypeError(f"unsupported parameter dtype {p.dtype}")
 
 
 class Adam(Optimizer):

@@ -8,7 +8,7 @@ One run, step by step (:class:`Trainer`):
 
 1. The data set is loaded on the host (gmvae_np.data), flattened for fully connected models, and copied
    to the device ONCE: every later batch is a gather on the device.
-2. Each epoch draws a permutation of the training rows on the device (``backend.rng.permutation``) and
+2. Each epoch draws a permutation of the training rows on the device (``Trainer.rng.permutation``) and
    walks it in slices of ``batch_size``. The last partial batch is DROPPED: every step sees exactly
    ``batch_size`` rows, so the loss scale and the BatchNorm statistics are alike at every step, and
    since the permutation changes each epoch no row is left out for long. A batch larger than the data
@@ -387,8 +387,8 @@ class Trainer:
         from .optim import Adam
 
         b = self.backend
-        b.seed(s.seed)  # the initial parameters, then the training stream, follow from the seed
-        self.model = GMVAE(self.config, backend=b, seed=s.seed)
+        self.rng = ag.Generator(b, s.seed)  # initial weights, then the training stream
+        self.model = GMVAE(self.config, backend=b, generator=self.rng)
         self.optimizer = Adam(self.model.parameters(), lr=s.lr)
         # the data crosses to the device once; batches are gathers on the device
         self.x_train = b.asarray(data.x_train, dtype=s.dtype)
@@ -475,7 +475,7 @@ class Trainer:
         from .checkpoint import save_checkpoint
 
         self._check_parameters()
-        save_checkpoint(path, model=self.model, optimizer=self.optimizer, rng_state=self.backend.rng.get_state(),
+        save_checkpoint(path, model=self.model, optimizer=self.optimizer, rng_state=self.rng.get_state(),
                         config=self._checkpoint_config(), extra={"position": self._position()})
 
     def _check_parameters(self) -> None:
@@ -510,7 +510,7 @@ class Trainer:
         self.seconds, self.best = float(pos["seconds"]), pos["best"]
         self.sums.load(pos["sums"], self.config.K)
         self.epoch_rng_state = pos["epoch_rng_state"]
-        rng = self.backend.rng
+        rng = self.rng
         if self.epoch_rng_state is not None:  # mid-epoch: draw the epoch's permutation again
             rng.set_state(self.epoch_rng_state)
             self.perm = rng.permutation(self.n_train)
@@ -590,8 +590,8 @@ class Trainer:
         xp = b.xp
         B = s.batch_size
         if self.perm is None:
-            self.epoch_rng_state = b.rng.get_state()
-            self.perm = b.rng.permutation(self.n_train)
+            self.epoch_rng_state = self.rng.get_state()
+            self.perm = self.rng.permutation(self.n_train)
             self.step_in_epoch = 0
             self.sums.reset()
         self.model.train()
@@ -691,7 +691,7 @@ class Trainer:
         """Eval-mode ELBO terms and clustering scores on the held-out split (one host crossing each)."""
         b = self.backend
         xp = b.xp
-        rng_state = b.rng.get_state()  # evaluation must not move the training stream
+        rng_state = self.rng.get_state()  # evaluation must not move the training stream
         self.model.eval()
         try:
             with ag.no_grad():
@@ -722,7 +722,7 @@ class Trainer:
                     self._write_snapshot(proba)
         finally:
             self.model.train()
-            b.rng.set_state(rng_state)
+            self.rng.set_state(rng_state)
         return ev
 
     def _write_snapshot(self, proba: np.ndarray) -> None:
@@ -740,7 +740,7 @@ class Trainer:
         w0 = ag.zeros(1, cfg.Dw, dtype=self.settings.dtype, backend=b)
         prior_mean, prior_logvar = self.model.prior(w0)
         mean, logvar = prior_mean.data[0, ...], prior_logvar.data[0, ...]  # (K, Dx)
-        eps = b.rng.normal((cfg.K, SAMPLES_PER_CLUSTER, cfg.Dx), dtype=self.settings.dtype)
+        eps = self.rng.normal((cfg.K, SAMPLES_PER_CLUSTER, cfg.Dx), dtype=self.settings.dtype)
         x = mean[:, None, :] + xp.exp(0.5 * logvar)[:, None, :] * eps
         x = ag.tensor(xp.reshape(x, (cfg.K * SAMPLES_PER_CLUSTER, cfg.Dx)), backend=b)
         samples = self.model.decode_mean(x).data

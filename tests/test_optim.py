@@ -170,7 +170,7 @@ def test_adam_minimises_a_quadratic(backend):
 
 
 def _model_and_data(backend="numpy", seed=0):
-    ag.get_backend(backend).seed(seed)
+    ag.default_generator(backend).seed(seed)
     net = Sequential(Linear(3, 5, backend=backend), BatchNorm(5, backend=backend), Tanh(),
                      Linear(5, 1, backend=backend))
     rng = np.random.default_rng(seed)
