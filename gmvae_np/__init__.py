@@ -24,8 +24,7 @@ from .layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, Identity, Line
                      Parameter, ReLU, Reshape, Sequential, Sigmoid, Tanh)
 from .model import GMVAE, GMVAEConfig, LossResult
 from .optim import SGD, Adam
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "GMVAE", "GMVAEConfig", "LossResult", "Adam", "SGD",

@@ -66,7 +66,7 @@ class Checkpoint:
 # -- writing ---------------------------------------------------------------------------------------
 
 def _package_version() -> str:
-    from . import __version__
+    from .version import __version__
     return __version__
 
 
