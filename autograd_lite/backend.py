@@ -4,8 +4,10 @@ A :class:`Backend` bundles everything the engine needs to know about where array
 
 * ``xp``      the array namespace (the Python array API standard, through ``array-api-compat``),
 * ``device``  the device arrays are created on,
-* ``rng``     a seeded random generator that draws directly on that device,
 * ``to_numpy`` the one sanctioned way back to the host.
+
+It holds no state that changes: random generators are separate objects (``autograd_lite.random``),
+owned by whoever draws.
 
 Library code never imports NumPy or CuPy to compute: it calls ``backend.xp`` (or ``array_namespace`` of
 the data) and creates arrays with ``device=backend.device``. The ``strict`` backend is
@@ -30,87 +32,13 @@ class BackendMismatchError(ValueError):
     """Tensors that live on two different backends were combined."""
 
 
-class Generator:
-    """A seeded random generator that returns arrays on its backend's device.
-
-    NumPy and array-api-strict draw from a NumPy ``PCG64`` generator (strict moves the draw onto its
-    device); CuPy draws on the GPU. ``get_state``/``set_state`` give a JSON-able snapshot, so a checkpoint
-    resumes the exact random stream (bit for bit on NumPy and strict; on CuPy the stream is re-seeded
-    from the seed and the number of draws, which is deterministic but not the uninterrupted stream).
-    """
-
-    def __init__(self, backend: "Backend", seed: int = 0):
-        self._backend = backend
-        self.seed(seed)
-
-    def seed(self, seed: int) -> None:
-        self._seed = int(seed)
-        self._draws = 0
-        if self._backend.name == "cupy":
-            import cupy
-
-            self._gen = cupy.random.default_rng(self._seed)
-        else:
-            self._gen = np.random.Generator(np.random.PCG64(self._seed))
-
-    # -- state -------------------------------------------------------------------------------------
-    def get_state(self) -> dict:
-        if self._backend.name == "cupy":
-            return {"kind": "cupy", "seed": self._seed, "draws": self._draws}
-        return {"kind": "pcg64", "state": self._gen.bit_generator.state, "seed": self._seed,
-                "draws": self._draws}
-
-    def set_state(self, state: dict) -> None:
-        if state.get("kind") == "pcg64" and self._backend.name != "cupy":
-            self._seed, self._draws = int(state["seed"]), int(state["draws"])
-            self._gen = np.random.Generator(np.random.PCG64(self._seed))
-            self._gen.bit_generator.state = state["state"]
-        else:
-            # Across kinds (or on CuPy) the exact stream cannot be restored: continue deterministically
-            # from a stream keyed by (seed, number of draws so far).
-            seed, draws = int(state["seed"]), int(state["draws"])
-            self.seed(seed * 1_000_003 + draws)
-            self._seed, self._draws = seed, draws
-
-    # -- draws -------------------------------------------------------------------------------------
-    def _finish(self, host_or_device_array, dtype):
-        self._draws += 1
-        b = self._backend
-        if b.name == "cupy":
-            return host_or_device_array
-        a = host_or_device_array.astype(np.dtype(dtype), copy=False)
-        if b.name == "numpy":
-            return a
-        return b.xp.asarray(a, device=b.device)
-
-    def normal(self, shape, dtype="float32"):
-        """Standard normal draws of the given shape."""
-        if self._backend.name == "cupy":
-            return self._finish(self._gen.standard_normal(tuple(shape), dtype=dtype), dtype)
-        return self._finish(self._gen.standard_normal(tuple(shape), dtype=np.dtype(dtype)), dtype)
-
-    def uniform(self, shape, low=0.0, high=1.0, dtype="float32"):
-        """Uniform draws on [low, high)."""
-        if self._backend.name == "cupy":
-            u = self._gen.random(tuple(shape), dtype=dtype)
-            return self._finish(u * (high - low) + low, dtype)
-        u = self._gen.random(tuple(shape), dtype=np.dtype(dtype))
-        return self._finish((u * (high - low) + low).astype(np.dtype(dtype)), dtype)
-
-    def permutation(self, n: int):
-        """A random permutation of range(n) as an int64 array on the device."""
-        p = self._gen.permutation(int(n))
-        return self._finish(p, "int64")
-
-
 class Backend:
     """Everything the engine needs to know about one array library on one device."""
 
-    def __init__(self, name: str, xp, device, seed: int = 0, block_size: int | None = None):
+    def __init__(self, name: str, xp, device, block_size: int | None = None):
         self.name = name
         self.xp = xp
         self.device = device
-        self.rng = Generator(self, seed)
         # How many elements a long chain of in-place elementwise passes (an optimizer step) should
         # handle at a time: on a CPU, 64K float32 values (256 KB) keep a block and its temporaries in
         # the cache from the first pass to the last; on a GPU, None (whole arrays, one kernel a pass).
@@ -165,15 +93,21 @@ class Backend:
         cpu = array_api_strict.Device("CPU_DEVICE")
         return np.asarray(self.xp.asarray(a, device=cpu, copy=True))
 
-    def seed(self, seed: int) -> None:
-        self.rng.seed(seed)
-
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on the CPU); used by benchmarks."""
         if self.name == "cupy":
             import cupy
 
             cupy.cuda.Device().synchronize()
+
+
+def dtype_name(dtype) -> str:
+    """The plain name of any backend's dtype, ``"float32"``, ``"int64"``, ``"bool"``: the name every
+    namespace knows. NumPy and CuPy dtypes (or scalar types) have it; array-api-strict prints its module
+    before it."""
+    if isinstance(dtype, (np.dtype, type)):
+        return np.dtype(dtype).name
+    return str(dtype).rsplit(".", 1)[-1]
 
 
 _BACKENDS: dict[str, Backend] = {}

@@ -93,13 +93,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .ops import _need, _node
-from .tensor import FRESH_GRADIENT_OPS, Tensor, _mismatch
+from .backend import dtype_name
+from .ops import _need, make_node
+from .tensor import Tensor, _mismatch
 
 __all__ = ["conv2d", "conv_transpose2d", "patch_index"]
-
-# both backwards return new arrays (products, sums, views of them), one per input: see tensor.py
-FRESH_GRADIENT_OPS.update({"conv2d", "conv_transpose2d"})
 
 
 # -- the index: which pixel does each window read at each kernel offset -----------------------------
@@ -281,7 +279,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 
             gb = _channel_sums(b, g2)
         return gx, gw, gb
 
-    return _node(_images(b, out, win.n, win.oh, win.ow), (x, weight, bias), backward, "conv2d")
+    # the backward returns new arrays (products, sums, views of them), one per input: fresh_grads
+    return make_node(_images(b, out, win.n, win.oh, win.ow), (x, weight, bias), backward, "conv2d",
+                     fresh_grads=True)
 
 
 def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
@@ -311,7 +311,8 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
             gb = _channel_sums(b, _pixels(b, g, zero_slot=False))
         return gx, gw, gb
 
-    return _node(xp.permute_dims(out, (0, 3, 1, 2)), (x, weight, bias), backward, "conv_transpose2d")
+    return make_node(xp.permute_dims(out, (0, 3, 1, 2)), (x, weight, bias), backward, "conv_transpose2d",
+                     fresh_grads=True)
 
 
 # -- argument checks: one clear line per mistake -------------------------------------------------------
@@ -336,11 +337,11 @@ def _check(op: str, x, weight, bias, stride, padding, output_padding=None) -> _W
         if 0 in t.shape:
             raise ValueError(f"{op}: {name} shape {t.shape} has a zero-length axis")
     if not x.backend.xp.isdtype(x.dtype, "real floating"):
-        raise ValueError(f"{op}: input dtype {_name(x.dtype)} is not floating-point; cast it with "
+        raise ValueError(f"{op}: input dtype {dtype_name(x.dtype)} is not floating-point; cast it with "
                          f".astype('float32')")
     if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
-        dtypes = f"input {_name(x.dtype)}, weight {_name(weight.dtype)}" + (
-            "" if bias is None else f", bias {_name(bias.dtype)}")
+        dtypes = f"input {dtype_name(x.dtype)}, weight {dtype_name(weight.dtype)}" + (
+            "" if bias is None else f", bias {dtype_name(bias.dtype)}")
         raise ValueError(f"{op}: dtypes differ ({dtypes}); cast them to one with .astype(...)")
     stride = _int_arg(op, "stride", stride, low=1)
     padding = _int_arg(op, "padding", padding, low=0)
@@ -374,11 +375,6 @@ def _check(op: str, x, weight, bias, stride, padding, output_padding=None) -> _W
         raise ValueError(f"{op}: output would be {out_h}x{out_w} for input {x.shape}, weight "
                          f"{weight.shape}, stride {stride}, padding {padding}; reduce the padding")
     return _Windows(n, out_h, out_w, kh, kw, stride, padding, h, w)
-
-
-def _name(dtype) -> str:
-    """'float32' for every backend's float32 (array-api-strict prints its module too)."""
-    return str(dtype).rsplit(".", 1)[-1]
 
 
 def _int_arg(op: str, name: str, value, low: int) -> int:

@@ -1,4 +1,5 @@
-"""Composite functions built from the primitives: log-densities, KL divergences, entropies.
+"""Composite functions built from the primitives: log-densities, KL divergences, entropies, and the
+shape helpers stack, split and chunk.
 
 Nothing here has its own backward: each function is a few primitive calls that read like its formula,
 and the engine differentiates through them. They are written to be numerically safe in float32:
@@ -104,3 +105,54 @@ def log_mean_exp(x, axis=0) -> Tensor:
     """log( (1/n) sum_i exp(x_i) ) over one axis, as logsumexp minus log n (never overflows)."""
     n = x.shape[axis]
     return ops.logsumexp(x, axis=axis) - math.log(n)
+
+
+# -- shapes and the elementwise minimum, from primitives -------------------------------------------
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis."""
+    tensors = list(tensors)
+    axis = axis % (tensors[0].ndim + 1)
+    expanded = [ops.reshape(t, t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors]
+    return ops.concat(expanded, axis=axis)
+
+
+def split(x: Tensor, sections, axis: int = 0) -> list:
+    """Split into pieces: ``sections`` an int (equal pieces) or a list of piece sizes."""
+    axis = axis % x.ndim
+    n = x.shape[axis]
+    if isinstance(sections, int):
+        if sections < 1:
+            raise ValueError(f"split needs a number of pieces >= 1, got {sections}")
+        if n % sections:
+            raise ValueError(f"cannot split axis of length {n} into {sections} equal pieces")
+        sizes = [n // sections] * sections
+    else:
+        sizes = list(sections)
+        if any(s < 0 for s in sizes):
+            raise ValueError(f"piece sizes {sizes} must not be negative")
+        if sum(sizes) != n:
+            raise ValueError(f"piece sizes {sizes} do not add up to the axis length {n}")
+    pieces, start, lead = [], 0, (slice(None),) * axis
+    for s in sizes:
+        pieces.append(ops.getitem(x, lead + (slice(start, start + s),)))
+        start += s
+    return pieces
+
+
+def chunk(x: Tensor, chunks: int, axis: int = 0) -> list:
+    """Split into ``chunks`` pieces of ceil(n / chunks) (the last may be smaller), as torch.chunk."""
+    if chunks < 1:
+        raise ValueError(f"chunk needs a number of chunks >= 1, got {chunks}")
+    n = x.shape[axis % x.ndim]
+    if n == 0:
+        return [x]
+    size = -(-n // chunks)
+    sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    return split(x, sizes, axis)
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise min; at ties the gradient is shared equally."""
+    return ops.neg(ops.maximum(ops.neg(a) if isinstance(a, Tensor) else -a,
+                               ops.neg(b) if isinstance(b, Tensor) else -b))

@@ -3,8 +3,8 @@
 Read this file like a table. Every primitive
 
 * computes its result with the array namespace ``xp`` of its inputs' backend (array API functions only),
-* returns ``_node(result, parents, backward, name)``, where ``backward(g)`` maps the gradient ``g`` of
-  the result to one gradient per parent (``None`` where a parent needs none).
+* returns ``make_node(result, parents, backward, name)``, where ``backward(g)`` maps the gradient ``g``
+  of the result to one gradient per parent (``None`` where a parent needs none).
 
 Gradients may come back in the *broadcast* shape: the engine reduces them to each parent's shape with
 ``sum_to`` (tensor.py), so no op handles broadcasting itself. Operands that are Python numbers stay
@@ -16,21 +16,20 @@ import builtins
 import numbers
 
 from .backend import BackendError, backend_of_array
-from .tensor import FRESH_GRADIENT_OPS, Tensor, _mismatch, is_grad_enabled, tensor as _as_tensor
+from .tensor import Tensor, _mismatch, is_grad_enabled, tensor as _as_tensor
 
 # -- plumbing --------------------------------------------------------------------------------------
 
-def _node(data, parents: tuple, backward, op: str) -> Tensor:
-    """Wrap a result; record the graph edge only if some parent needs a gradient."""
+def make_node(data, parents: tuple, backward, op: str, fresh_grads: bool = False) -> Tensor:
+    """Wrap a primitive's result; record the graph edge only if some parent needs a gradient.
+
+    ``fresh_grads=True`` promises that ``backward`` returns new arrays, a different one per parent, that
+    nothing else holds (products do): ``Tensor.backward`` then hands them to leaves without a copy.
+    """
     b = next(p.backend for p in parents if isinstance(p, Tensor))
     if is_grad_enabled() and builtins.any(isinstance(p, Tensor) and p.requires_grad for p in parents):
-        return Tensor(data, b, True, parents, backward, op)
+        return Tensor(data, b, True, parents, backward, op, fresh_grads)
     return Tensor(data, b)
-
-
-# These backwards return new arrays (products), a different one per parent: the engine may hand them
-# to leaves without a copy (tensor.py, FRESH_GRADIENT_OPS).
-FRESH_GRADIENT_OPS.update({"mul", "div", "matmul"})
 
 
 def _need(t) -> bool:
@@ -98,31 +97,33 @@ def _expand_reduced(g, shape, axes, keepdims, xp):
 
 def add(a, b) -> Tensor:
     a, b = _operands(a, b)
-    return _node(_d(a) + _d(b), (a, b), lambda g: (g, g), "add")
+    return make_node(_d(a) + _d(b), (a, b), lambda g: (g, g), "add")
 
 
 def sub(a, b) -> Tensor:
     a, b = _operands(a, b)
-    return _node(_d(a) - _d(b), (a, b), lambda g: (g, -g), "sub")
+    return make_node(_d(a) - _d(b), (a, b), lambda g: (g, -g), "sub")
 
 
 def mul(a, b) -> Tensor:
     a, b = _operands(a, b)
     ad, bd = _d(a), _d(b)
-    return _node(ad * bd, (a, b),
-                 lambda g: (g * bd if _need(a) else None, g * ad if _need(b) else None), "mul")
+    return make_node(ad * bd, (a, b),
+                     lambda g: (g * bd if _need(a) else None, g * ad if _need(b) else None), "mul",
+                     fresh_grads=True)
 
 
 def div(a, b) -> Tensor:
     a, b = _operands(a, b)
     ad, bd = _d(a), _d(b)
     out = ad / bd
-    return _node(out, (a, b),
-                 lambda g: (g / bd if _need(a) else None, -g * out / bd if _need(b) else None), "div")
+    return make_node(out, (a, b),
+                     lambda g: (g / bd if _need(a) else None, -g * out / bd if _need(b) else None),
+                     "div", fresh_grads=True)
 
 
 def neg(x: Tensor) -> Tensor:
-    return _node(-x.data, (x,), lambda g: (-g,), "neg")
+    return make_node(-x.data, (x,), lambda g: (-g,), "neg")
 
 
 def pow(x: Tensor, p) -> Tensor:
@@ -133,7 +134,7 @@ def pow(x: Tensor, p) -> Tensor:
     if p == 2.0:
         return square(x)
     xd = x.data
-    return _node(xd ** p, (x,), lambda g: (g * p * xd ** (p - 1.0),), "pow")
+    return make_node(xd ** p, (x,), lambda g: (g * p * xd ** (p - 1.0),), "pow")
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -153,39 +154,39 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         gb = xp.matmul(xp.matrix_transpose(ad), g) if _need(b) else None
         return ga, gb
 
-    return _node(xp.matmul(ad, bd), (a, b), backward, "matmul")
+    return make_node(xp.matmul(ad, bd), (a, b), backward, "matmul", fresh_grads=True)
 
 
 # -- elementwise functions -------------------------------------------------------------------------
 
 def exp(x: Tensor) -> Tensor:
     out = x.backend.xp.exp(x.data)
-    return _node(out, (x,), lambda g: (g * out,), "exp")
+    return make_node(out, (x,), lambda g: (g * out,), "exp")
 
 
 def log(x: Tensor) -> Tensor:
     xd = x.data
-    return _node(x.backend.xp.log(xd), (x,), lambda g: (g / xd,), "log")
+    return make_node(x.backend.xp.log(xd), (x,), lambda g: (g / xd,), "log")
 
 
 def log1p(x: Tensor) -> Tensor:
     xd = x.data
-    return _node(x.backend.xp.log1p(xd), (x,), lambda g: (g / (1.0 + xd),), "log1p")
+    return make_node(x.backend.xp.log1p(xd), (x,), lambda g: (g / (1.0 + xd),), "log1p")
 
 
 def sqrt(x: Tensor) -> Tensor:
     out = x.backend.xp.sqrt(x.data)
-    return _node(out, (x,), lambda g: (g * 0.5 / out,), "sqrt")
+    return make_node(out, (x,), lambda g: (g * 0.5 / out,), "sqrt")
 
 
 def square(x: Tensor) -> Tensor:
     xd = x.data
-    return _node(xd * xd, (x,), lambda g: (g * 2.0 * xd,), "square")
+    return make_node(xd * xd, (x,), lambda g: (g * 2.0 * xd,), "square")
 
 
 def tanh(x: Tensor) -> Tensor:
     out = x.backend.xp.tanh(x.data)
-    return _node(out, (x,), lambda g: (g * (1.0 - out * out),), "tanh")
+    return make_node(out, (x,), lambda g: (g * (1.0 - out * out),), "tanh")
 
 
 def _sigmoid_array(xd, xp):
@@ -197,7 +198,7 @@ def _sigmoid_array(xd, xp):
 def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), computed without overflow for any x."""
     out = _sigmoid_array(x.data, x.backend.xp)
-    return _node(out, (x,), lambda g: (g * out * (1.0 - out),), "sigmoid")
+    return make_node(out, (x,), lambda g: (g * out * (1.0 - out),), "sigmoid")
 
 
 def relu(x: Tensor) -> Tensor:
@@ -206,19 +207,19 @@ def relu(x: Tensor) -> Tensor:
     # g where x > 0, else 0, written as g times a 0/1 mask: on NumPy, xp.where branches on every element
     # and runs some 20 times slower on data of random sign, and xp.maximum keeps the input's memory
     # layout (where makes a C-ordered copy), so a channels-last image stays channels-last.
-    return _node(out, (x,), lambda g: (g * xp.astype(out > 0.0, g.dtype),), "relu")
+    return make_node(out, (x,), lambda g: (g * xp.astype(out > 0.0, g.dtype),), "relu")
 
 
 def softplus(x: Tensor) -> Tensor:
     """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): exact for large |x|; gradient sigmoid(x)."""
     xp, xd = x.backend.xp, x.data
     out = xp.where(xd > 0, xd, 0.0) + xp.log1p(xp.exp(-xp.abs(xd)))
-    return _node(out, (x,), lambda g: (g * _sigmoid_array(xd, xp),), "softplus")
+    return make_node(out, (x,), lambda g: (g * _sigmoid_array(xd, xp),), "softplus")
 
 
 def abs(x: Tensor) -> Tensor:
     xp, xd = x.backend.xp, x.data
-    return _node(xp.abs(xd), (x,), lambda g: (g * xp.sign(xd),), "abs")
+    return make_node(xp.abs(xd), (x,), lambda g: (g * xp.sign(xd),), "abs")
 
 
 def maximum(a, b) -> Tensor:
@@ -229,12 +230,7 @@ def maximum(a, b) -> Tensor:
     out = xp.where(ad >= bd, ad, bd)
     # a's share of the gradient: 1 where a is larger, 1/2 at ties, 0 where b is larger
     wa = xp.astype(ad > bd, out.dtype) + 0.5 * xp.astype(ad == bd, out.dtype)
-    return _node(out, (a, b), lambda g: (g * wa, g * (1.0 - wa)), "maximum")
-
-
-def minimum(a, b) -> Tensor:
-    """Elementwise min; at ties the gradient is shared equally."""
-    return neg(maximum(neg(a) if isinstance(a, Tensor) else -a, neg(b) if isinstance(b, Tensor) else -b))
+    return make_node(out, (a, b), lambda g: (g * wa, g * (1.0 - wa)), "maximum")
 
 
 def clamp(x: Tensor, min=None, max=None) -> Tensor:
@@ -249,7 +245,7 @@ def clamp(x: Tensor, min=None, max=None) -> Tensor:
         inside = (xd < max) if inside is None else xp.logical_and(inside, xd < max)
     if inside is None:
         return x
-    return _node(out, (x,), lambda g: (xp.where(inside, g, 0.0),), "clamp")
+    return make_node(out, (x,), lambda g: (xp.where(inside, g, 0.0),), "clamp")
 
 
 def where(cond, a, b) -> Tensor:
@@ -259,7 +255,7 @@ def where(cond, a, b) -> Tensor:
     xp = t.backend.xp
     c = _d(cond)
     out = xp.where(c, _d(a), _d(b))
-    return _node(out, (a, b), lambda g: (xp.where(c, g, 0.0), xp.where(c, 0.0, g)), "where")
+    return make_node(out, (a, b), lambda g: (xp.where(c, g, 0.0), xp.where(c, 0.0, g)), "where")
 
 
 def astype(x: Tensor, dtype) -> Tensor:
@@ -269,7 +265,7 @@ def astype(x: Tensor, dtype) -> Tensor:
     out = xp.astype(x.data, x.backend.dtype(dtype))
     if not xp.isdtype(out.dtype, "real floating"):
         return Tensor(out, x.backend)
-    return _node(out, (x,), lambda g: (xp.astype(g, src),), "astype")
+    return make_node(out, (x,), lambda g: (xp.astype(g, src),), "astype")
 
 
 # -- reductions ------------------------------------------------------------------------------------
@@ -278,8 +274,8 @@ def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     xp, shape = x.backend.xp, x.shape
     axes = _axes(axis, x.ndim)
     out = xp.sum(x.data, axis=axes, keepdims=keepdims)
-    return _node(out, (x,),
-                 lambda g: (xp.broadcast_to(_expand_reduced(g, shape, axes, keepdims, xp), shape),), "sum")
+    return make_node(out, (x,),
+                     lambda g: (xp.broadcast_to(_expand_reduced(g, shape, axes, keepdims, xp), shape),), "sum")
 
 
 def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
@@ -289,7 +285,7 @@ def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     for a in axes:
         count *= shape[a]
     out = xp.mean(x.data, axis=axes, keepdims=keepdims)
-    return _node(out, (x,), lambda g: (xp.broadcast_to(
+    return make_node(out, (x,), lambda g: (xp.broadcast_to(
         _expand_reduced(g, shape, axes, keepdims, xp) / float(count), shape),), "mean")
 
 
@@ -305,7 +301,7 @@ def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
         return (mask * _expand_reduced(g, x.shape, axes, keepdims, xp),)
 
     out = m if keepdims else xp.reshape(m, tuple(n for i, n in enumerate(x.shape) if i not in axes))
-    return _node(out, (x,), backward, "max")
+    return make_node(out, (x,), backward, "max")
 
 
 def _shifted_exp_sum(xd, axes, xp):
@@ -332,22 +328,22 @@ def logsumexp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
         return (xp.exp(xd - m) / s * _expand_reduced(g, x.shape, axes, keepdims, xp),)
 
     out = lse if keepdims else xp.reshape(lse, tuple(n for i, n in enumerate(x.shape) if i not in axes))
-    return _node(out, (x,), backward, "logsumexp")
+    return make_node(out, (x,), backward, "logsumexp")
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     xp, xd = x.backend.xp, x.data
     m, s = _shifted_exp_sum(xd, _axes(axis, x.ndim), xp)
     p = xp.exp(xd - m) / s
-    return _node(p, (x,), lambda g: (p * (g - xp.sum(g * p, axis=axis, keepdims=True)),), "softmax")
+    return make_node(p, (x,), lambda g: (p * (g - xp.sum(g * p, axis=axis, keepdims=True)),), "softmax")
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     xp, xd = x.backend.xp, x.data
     m, s = _shifted_exp_sum(xd, _axes(axis, x.ndim), xp)
     out = (xd - m) - xp.log(s)  # not x - logsumexp(x): that rounds at the scale of max |x|
-    return _node(out, (x,),
-                 lambda g: (g - xp.exp(out) * xp.sum(g, axis=axis, keepdims=True),), "log_softmax")
+    return make_node(out, (x,),
+                     lambda g: (g - xp.exp(out) * xp.sum(g, axis=axis, keepdims=True),), "log_softmax")
 
 
 # -- shapes ----------------------------------------------------------------------------------------
@@ -355,14 +351,14 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 def reshape(x: Tensor, shape) -> Tensor:
     xp, src = x.backend.xp, x.shape
     shape = tuple(shape)
-    return _node(xp.reshape(x.data, shape), (x,), lambda g: (xp.reshape(g, src),), "reshape")
+    return make_node(xp.reshape(x.data, shape), (x,), lambda g: (xp.reshape(g, src),), "reshape")
 
 
 def permute(x: Tensor, axes) -> Tensor:
     xp = x.backend.xp
     axes = tuple(a % x.ndim for a in axes)
     inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
-    return _node(xp.permute_dims(x.data, axes), (x,), lambda g: (xp.permute_dims(g, inverse),), "permute")
+    return make_node(xp.permute_dims(x.data, axes), (x,), lambda g: (xp.permute_dims(g, inverse),), "permute")
 
 
 def transpose(x: Tensor, axis0: int | None = None, axis1: int | None = None) -> Tensor:
@@ -376,7 +372,7 @@ def transpose(x: Tensor, axis0: int | None = None, axis1: int | None = None) -> 
 
 def broadcast_to(x: Tensor, shape) -> Tensor:
     # the engine's sum_to reduces the gradient back to x's shape
-    return _node(x.backend.xp.broadcast_to(x.data, tuple(shape)), (x,), lambda g: (g,), "broadcast_to")
+    return make_node(x.backend.xp.broadcast_to(x.data, tuple(shape)), (x,), lambda g: (g,), "broadcast_to")
 
 
 def getitem(x: Tensor, key) -> Tensor:
@@ -399,7 +395,7 @@ def getitem(x: Tensor, key) -> Tensor:
         gx[plain] = xp.reshape(g, tuple(gx[plain].shape))
         return (gx,)
 
-    return _node(x.data[key], (x,), backward, "getitem")
+    return make_node(x.data[key], (x,), backward, "getitem")
 
 
 def concat(tensors, axis: int = 0) -> Tensor:
@@ -419,49 +415,7 @@ def concat(tensors, axis: int = 0) -> Tensor:
         lead = (slice(None),) * axis
         return tuple(g[lead + (slice(lo, hi), ...)] for lo, hi in bounds)
 
-    return _node(xp.concat([t.data for t in tensors], axis=axis), tuple(tensors), backward, "concat")
-
-
-def stack(tensors, axis: int = 0) -> Tensor:
-    tensors = list(tensors)
-    axis = axis % (tensors[0].ndim + 1)
-    expanded = [reshape(t, t.shape[:axis] + (1,) + t.shape[axis:]) for t in tensors]
-    return concat(expanded, axis=axis)
-
-
-def split(x: Tensor, sections, axis: int = 0) -> list:
-    """Split into pieces: ``sections`` an int (equal pieces) or a list of piece sizes."""
-    axis = axis % x.ndim
-    n = x.shape[axis]
-    if isinstance(sections, int):
-        if sections < 1:
-            raise ValueError(f"split needs a number of pieces >= 1, got {sections}")
-        if n % sections:
-            raise ValueError(f"cannot split axis of length {n} into {sections} equal pieces")
-        sizes = [n // sections] * sections
-    else:
-        sizes = list(sections)
-        if builtins.any(s < 0 for s in sizes):
-            raise ValueError(f"piece sizes {sizes} must not be negative")
-        if builtins.sum(sizes) != n:
-            raise ValueError(f"piece sizes {sizes} do not add up to the axis length {n}")
-    pieces, start, lead = [], 0, (slice(None),) * axis
-    for s in sizes:
-        pieces.append(getitem(x, lead + (slice(start, start + s),)))
-        start += s
-    return pieces
-
-
-def chunk(x: Tensor, chunks: int, axis: int = 0) -> list:
-    """Split into ``chunks`` pieces of ceil(n / chunks) (the last may be smaller), as torch.chunk."""
-    if chunks < 1:
-        raise ValueError(f"chunk needs a number of chunks >= 1, got {chunks}")
-    n = x.shape[axis % x.ndim]
-    if n == 0:
-        return [x]
-    size = -(-n // chunks)
-    sizes = [size] * (n // size) + ([n % size] if n % size else [])
-    return split(x, sizes, axis)
+    return make_node(xp.concat([t.data for t in tensors], axis=axis), tuple(tensors), backward, "concat")
 
 
 def take(x: Tensor, indices, axis: int = 0) -> Tensor:
@@ -480,18 +434,27 @@ def take(x: Tensor, indices, axis: int = 0) -> Tensor:
         moved = xp.moveaxis(g, axis, -1)  # (..., m)
         return (xp.moveaxis(xp.matmul(moved, onehot), -1, axis),)
 
-    return _node(xp.take(x.data, idx, axis=axis), (x,), backward, "take")
+    return make_node(xp.take(x.data, idx, axis=axis), (x,), backward, "take")
 
 
-def one_hot(indices, num_classes: int, dtype="float32", backend=None) -> Tensor:
-    """One-hot rows for integer class indices (no gradient: the input is discrete)."""
-    from .backend import get_backend
-    if isinstance(indices, Tensor):
-        b, idx = indices.backend, indices.data
-    else:
-        b = get_backend(backend or "numpy")
-        idx = b.asarray(indices)
-    xp = b.xp
-    classes = xp.arange(num_classes, device=b.device)
-    return Tensor(xp.astype(idx[..., None] == classes, b.dtype(dtype)), b)
+# -- the operator table: Tensor's operators and methods are the primitives above ----------------------
 
+def _shape_args(args) -> tuple:
+    """``x.reshape(2, 3)`` and ``x.reshape((2, 3))`` alike (PyTorch habits)."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
+_TENSOR_METHODS = {
+    "__add__": add, "__radd__": lambda x, other: add(other, x),
+    "__sub__": sub, "__rsub__": lambda x, other: sub(other, x),
+    "__mul__": mul, "__rmul__": lambda x, other: mul(other, x),
+    "__truediv__": div, "__rtruediv__": lambda x, other: div(other, x),
+    "__matmul__": matmul, "__rmatmul__": lambda x, other: matmul(other, x),
+    "__pow__": pow, "__neg__": neg, "__abs__": abs, "__getitem__": getitem,
+    "T": property(transpose), "astype": astype,
+    "sum": sum, "mean": mean, "max": max, "exp": exp, "log": log,
+    "reshape": lambda x, *shape: reshape(x, _shape_args(shape)),
+    "permute": lambda x, *axes: permute(x, _shape_args(axes)),
+}
+for _name, _method in _TENSOR_METHODS.items():
+    setattr(Tensor, _name, _method)

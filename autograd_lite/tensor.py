@@ -15,9 +15,9 @@ products). ``loss.backward()`` then
 
 About step 5: a gradient may be an array someone else still holds (``add`` hands the same ``g`` to both
 parents; ``reshape`` returns a view of it; the seed is the caller's), so a leaf normally gets a copy.
-An op whose backward always returns new arrays, one per parent (``matmul``, ``mul``, the convolutions),
-is listed in ``FRESH_GRADIENT_OPS``; its gradients reach a leaf as they are. That spares copying the
-weight gradients, the bulk of a network's gradient memory, at every step.
+A node whose backward always returns new arrays, one per parent (made by ``matmul``, ``mul``, the
+convolutions), is made with ``fresh_grads=True`` (``ops.make_node``); its gradients reach a leaf as
+they are. That spares copying the weight gradients, the bulk of a network's gradient memory.
 
 Gradients (``.grad``) are plain arrays of the tensor's backend, like the data.
 """
@@ -30,12 +30,9 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from .backend import Backend, BackendError, BackendMismatchError, backend_of_array, get_backend
+from .random import default_generator
 
 _grad_enabled = True
-
-FRESH_GRADIENT_OPS: set = set()
-"""Names of the ops whose backward returns new arrays, a different one per parent, that nothing else
-holds (each op file adds its own). ``backward`` hands their gradients to leaves without a copy."""
 
 
 def is_grad_enabled() -> bool:
@@ -74,11 +71,11 @@ class Tensor:
     """An n-dimensional array that can record the operations applied to it."""
 
     __slots__ = ("data", "backend", "requires_grad", "grad", "_parents", "_backward_fn", "_op",
-                 "__weakref__")
+                 "_fresh_grads", "__weakref__")
     __array_priority__ = 1000  # make NumPy defer to Tensor's reflected operators
 
     def __init__(self, data, backend: Backend, requires_grad: bool = False,
-                 parents: tuple = (), backward_fn=None, op: str | None = None):
+                 parents: tuple = (), backward_fn=None, op: str | None = None, fresh_grads: bool = False):
         self.data = data
         self.backend = backend
         self.requires_grad = requires_grad
@@ -86,6 +83,7 @@ class Tensor:
         self._parents = parents
         self._backward_fn = backward_fn
         self._op = op
+        self._fresh_grads = fresh_grads  # backward_fn returns new arrays, one per parent (see above)
 
     # -- basic properties ------------------------------------------------------------------------
     @property
@@ -107,11 +105,6 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         return self._op is None
-
-    @property
-    def T(self) -> "Tensor":
-        from . import ops
-        return ops.transpose(self)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -144,16 +137,40 @@ class Tensor:
             return self
         return Tensor(target.asarray(self.numpy()), target, requires_grad=self.requires_grad)
 
-    def astype(self, dtype) -> "Tensor":
-        from . import ops
-        return ops.astype(self, dtype)
-
     # -- backward --------------------------------------------------------------------------------
     def backward(self, gradient=None) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``: the chain rule, outputs first.
 
         ``gradient`` seeds the pass; it may be omitted for a one-element tensor (seeded with one).
         """
+        grads = {id(self): self._seed(gradient)}   # dL/d(node) of the nodes reached so far
+        owned = set()  # ids whose pending gradient is a new array nothing else holds (fresh_grads)
+        for node in _topological_order(self):      # every node after all the nodes computed from it
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node.is_leaf:
+                _store_leaf_grad(node, g, id(node) in owned)
+                continue
+            if node._backward_fn is None:  # part of a graph an earlier backward() already freed
+                raise RuntimeError(f"backward() reached a '{node._op}' node whose graph was already freed by "
+                                   f"a previous backward(); recompute the forward pass")
+            for parent, pg in zip(node._parents, node._backward_fn(g)):   # dL/dparent = dL/dnode J
+                if pg is None or not isinstance(parent, Tensor) or not parent.requires_grad:
+                    continue
+                pg = sum_to(pg, parent.shape)      # undo broadcasting
+                key = id(parent)
+                if key in grads:                   # fan-out: add (never in place: the array may be shared)
+                    grads[key] = grads[key] + pg
+                    owned.add(key)
+                else:
+                    grads[key] = pg
+                    if node._fresh_grads:
+                        owned.add(key)
+            node._backward_fn, node._parents = None, ()   # free the graph as we go (as PyTorch does)
+
+    def _seed(self, gradient):
+        """The gradient that starts ``backward``, checked: ones for a one-element tensor, else given."""
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
                                "computation had requires_grad=True (or it ran under no_grad())")
@@ -165,70 +182,14 @@ class Tensor:
             if int(np.prod(self.shape)) != 1:
                 raise RuntimeError(f"backward() without a gradient needs a one-element tensor; this one "
                                    f"has shape {self.shape}: pass gradient=ones of that shape")
-            seed = xp.ones_like(self.data)
-        else:
-            seed = gradient.data if isinstance(gradient, Tensor) else self.backend.asarray(gradient)
-            if tuple(seed.shape) != self.shape:
-                raise ValueError(f"gradient shape {tuple(seed.shape)} does not match tensor shape {self.shape}")
-            seed = xp.astype(seed, self.dtype)
+            return xp.ones_like(self.data)
+        seed = gradient.data if isinstance(gradient, Tensor) else self.backend.asarray(gradient)
+        if tuple(seed.shape) != self.shape:
+            raise ValueError(f"gradient shape {tuple(seed.shape)} does not match tensor shape {self.shape}")
+        return xp.astype(seed, self.dtype)
 
-        order = _topological_order(self)
-        grads = {id(self): seed}
-        owned = set()  # ids of the nodes whose pending gradient is a new array that nothing else holds
-        for node in order:  # outputs before inputs
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._op is None:  # a leaf: keep its gradient
-                # unless owned, g may be shared (add hands the same array to both parents), a read-only
-                # broadcast view, or the caller's seed: then the leaf gets a copy of its own
-                if node.grad is not None:
-                    node.grad = node.grad + g
-                else:
-                    # (asarray without a copy still turns a NumPy 0-d result, a scalar, into an array)
-                    node.grad = xp.asarray(g) if id(node) in owned else xp.asarray(g, copy=True)
-                continue
-            if node._backward_fn is None:  # part of a graph an earlier backward() already freed
-                raise RuntimeError(f"backward() reached a '{node._op}' node whose graph was already freed by "
-                                   f"a previous backward(); recompute the forward pass")
-            parent_grads = node._backward_fn(g)
-            for parent, pg in zip(node._parents, parent_grads):
-                if pg is None or not isinstance(parent, Tensor) or not parent.requires_grad:
-                    continue
-                if tuple(pg.shape) != parent.shape:
-                    pg = sum_to(pg, parent.shape)
-                key = id(parent)
-                prev = grads.get(key)
-                # the first gradient may be an array another node still uses: never add in place
-                if prev is None:
-                    grads[key] = pg
-                    if node._op in FRESH_GRADIENT_OPS:
-                        owned.add(key)
-                else:
-                    grads[key] = prev + pg
-                    owned.add(key)  # the sum is a new array
-            # free the graph as we go (as PyTorch does without retain_graph)
-            node._backward_fn = None
-            node._parents = ()
-
-    # -- operators (defined in ops.py) -------------------------------------------------------------
-    def __add__(self, other): from . import ops; return ops.add(self, other)
-    def __radd__(self, other): from . import ops; return ops.add(other, self)
-    def __sub__(self, other): from . import ops; return ops.sub(self, other)
-    def __rsub__(self, other): from . import ops; return ops.sub(other, self)
-    def __mul__(self, other): from . import ops; return ops.mul(self, other)
-    def __rmul__(self, other): from . import ops; return ops.mul(other, self)
-    def __truediv__(self, other): from . import ops; return ops.div(self, other)
-    def __rtruediv__(self, other): from . import ops; return ops.div(other, self)
-    def __matmul__(self, other): from . import ops; return ops.matmul(self, other)
-    def __rmatmul__(self, other): from . import ops; return ops.matmul(other, self)
-    def __neg__(self): from . import ops; return ops.neg(self)
-    def __abs__(self): from . import ops; return ops.abs(self)
-    def __getitem__(self, key): from . import ops; return ops.getitem(self, key)
-
-    def __pow__(self, exponent):
-        from . import ops
-        return ops.pow(self, exponent)
+    # The arithmetic operators (+, @, ...) and the method forms (x.sum(), x.T, ...) are the primitives
+    # of ops.py, attached to this class by the operator table at the end of that file.
 
     # comparisons give boolean tensors without gradient
     def __lt__(self, other): return _compare(self, other, "less")
@@ -238,19 +199,6 @@ class Tensor:
     def __eq__(self, other): return _compare(self, other, "equal")  # noqa: D105
     def __ne__(self, other): return _compare(self, other, "not_equal")
     __hash__ = object.__hash__
-
-    # method forms of common reductions and shape ops (PyTorch habits)
-    def sum(self, axis=None, keepdims=False): from . import ops; return ops.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): from . import ops; return ops.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): from . import ops; return ops.max(self, axis, keepdims)
-    def exp(self): from . import ops; return ops.exp(self)
-    def log(self): from . import ops; return ops.log(self)
-    def reshape(self, *shape):
-        from . import ops
-        return ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
-    def permute(self, *axes):
-        from . import ops
-        return ops.permute(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
 
 
 def _compare(a: Tensor, b, name: str) -> Tensor:
@@ -264,6 +212,17 @@ def _mismatch(a: Backend, b: Backend) -> BackendMismatchError:
     return BackendMismatchError(
         f"cannot combine a tensor on backend '{a.name}' with one on backend '{b.name}'; "
         f"move one of them with .to('{a.name}')")
+
+
+def _store_leaf_grad(leaf: Tensor, g, owned: bool) -> None:
+    """Add ``g`` to ``leaf.grad``. A first gradient is copied unless ``owned``: otherwise it may be an
+    array something else holds (``add`` hands one array to both parents, ``reshape`` a view of it, the
+    seed is the caller's), and each leaf's ``.grad`` must be its own."""
+    xp = leaf.backend.xp
+    if leaf.grad is not None:
+        leaf.grad = leaf.grad + g
+    else:  # (asarray without a copy still turns a NumPy 0-d result, a scalar, into an array)
+        leaf.grad = xp.asarray(g) if owned else xp.asarray(g, copy=True)
 
 
 def _topological_order(root: Tensor) -> list:
@@ -351,14 +310,26 @@ def ones(*shape, dtype=_DEFAULT_FLOAT, backend=None, requires_grad=False) -> Ten
     return Tensor(b.xp.ones(shape, dtype=b.dtype(dtype), device=b.device), b, requires_grad)
 
 
-def randn(*shape, dtype=_DEFAULT_FLOAT, backend=None, requires_grad=False) -> Tensor:
-    """Standard normal draws from the backend's seeded generator."""
-    b = get_backend(backend or "numpy")
-    shape = _shape_arg(shape)
-    return Tensor(b.rng.normal(shape, dtype=dtype), b, requires_grad)
+def randn(*shape, dtype=_DEFAULT_FLOAT, backend=None, requires_grad=False, generator=None) -> Tensor:
+    """Standard normal draws from ``generator`` (by default, the backend's ``default_generator``)."""
+    b = get_backend(backend or "numpy") if generator is None else generator.backend
+    rng = default_generator(b) if generator is None else generator
+    return Tensor(rng.normal(_shape_arg(shape), dtype=dtype), b, requires_grad)
 
 
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     return tuple(int(s) for s in shape)
+
+
+def one_hot(indices, num_classes: int, dtype="float32", backend=None) -> Tensor:
+    """One-hot rows for integer class indices (no gradient: the input is discrete)."""
+    if isinstance(indices, Tensor):
+        b, idx = indices.backend, indices.data
+    else:
+        b = get_backend(backend or "numpy")
+        idx = b.asarray(indices)
+    xp = b.xp
+    classes = xp.arange(num_classes, device=b.device)
+    return Tensor(xp.astype(idx[..., None] == classes, b.dtype(dtype)), b)

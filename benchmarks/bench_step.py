@@ -115,7 +115,7 @@ def worker_ours(name: str, backend_name: str, batch: int, warmup: int, repeats: 
                       hidden=hidden, variant="cv", alpha=0.4, eta=1.0, mc=1, dtype="float32")
     model = GMVAE(cfg, backend=backend_name, seed=0)
     opt = Adam(model.parameters(), lr=1e-4)
-    y = ag.tensor(b.rng.uniform((batch,) + shape, dtype="float32"), backend=b)
+    y = ag.tensor(model.rng.uniform((batch,) + shape, dtype="float32"), backend=b)
 
     def step():
         opt.zero_grad()

@@ -10,7 +10,7 @@
 Reading order, for a learner (docs/architecture.md is the map of every module and its layer):
 
 1. docs/gmvae.md       the model and its bound, derived term by term, with pointers into the code
-2. layers.py           Module, Linear, Conv2d, ConvTranspose2d, BatchNorm, activations, Sequential
+2. module.py, layers.py  Module and Parameter; Linear, Conv2d, ConvTranspose2d, BatchNorm, activations
 3. elbo.py             each ELBO term as a small function named after it; how cv and mi combine them
 4. model.py            GMVAEConfig and GMVAE: the three networks, loss(), and inference (predict, sample)
 5. optim.py            Adam (and why the original code's Adam was really sign descent)
@@ -25,8 +25,7 @@ from .layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, Identity, Line
                      Parameter, ReLU, Reshape, Sequential, Sigmoid, Tanh)
 from .model import GMVAE, GMVAEConfig, LossResult
 from .optim import SGD, Adam
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "GMVAE", "GMVAEConfig", "LossResult", "Adam", "SGD",

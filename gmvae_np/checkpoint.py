@@ -15,11 +15,11 @@ line naming the file and what to do, a missing file, a truncated or corrupt one,
 newer version of the format. Arrays are stored on the host, so a checkpoint written on one backend
 (say CuPy) restores onto any other.
 
-    >>> save_checkpoint("run/ckpt.npz", model=model, optimizer=opt, rng_state=model.backend.rng.get_state(),
+    >>> save_checkpoint("run/ckpt.npz", model=model, optimizer=opt, rng_state=model.rng.get_state(),
     ...                 config={"model": model.config.to_dict()}, extra={"epoch": 3})
     >>> ckpt = load_checkpoint("run/ckpt.npz")
     >>> restore(ckpt, model, opt)                       # checks the settings, then loads the states
-    >>> model.backend.rng.set_state(ckpt.rng_state)     # to continue the same random stream
+    >>> model.rng.set_state(ckpt.rng_state)             # to continue the same random stream
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def _package_version() -> str:
     Not importlib.metadata's: that names the installed distribution, which is "unknown" from a source
     tree and may be another copy than the one imported.
     """
-    from . import __version__
+    from .version import __version__
     return __version__
 
 
@@ -215,7 +215,7 @@ def restore(checkpoint: Checkpoint, model, optimizer=None) -> Checkpoint:
 
     Every model setting the checkpoint records (input_shape, arch, K, Dx, ...) must equal the model's;
     otherwise nothing is loaded and the error lists the differing settings. The RNG state is left to the
-    caller: ``model.backend.rng.set_state(checkpoint.rng_state)``. Returns the checkpoint.
+    caller: ``model.rng.set_state(checkpoint.rng_state)``. Returns the checkpoint.
     """
     where = checkpoint.path or "checkpoint"
     mine = model.config.to_dict() if hasattr(model, "config") else {}

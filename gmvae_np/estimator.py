@@ -119,19 +119,14 @@ def _mean_elbo(model, config, Xs: np.ndarray, seed: int) -> float:
     b = model.backend
     xp = b.xp
     model.eval()
-    rng = b.rng
-    state = rng.get_state()
-    rng.seed(seed)
-    try:
-        total = None
-        with ag.no_grad():
-            for lo in range(0, Xs.shape[0], 1000):
-                y = ag.tensor(b.asarray(Xs[lo:lo + 1000], dtype=config.dtype), backend=b)
-                v = xp.sum(xp.astype(model.loss(y).neg_elbo.data, xp.float64))
-                total = v if total is None else total + v
-        return -float(b.to_numpy(total)) / Xs.shape[0]
-    finally:
-        rng.set_state(state)
+    rng = ag.Generator(b, seed)
+    total = None
+    with ag.no_grad():
+        for lo in range(0, Xs.shape[0], 1000):
+            y = ag.tensor(b.asarray(Xs[lo:lo + 1000], dtype=config.dtype), backend=b)
+            v = xp.sum(xp.astype(model.loss(y, rng=rng).neg_elbo.data, xp.float64))
+            total = v if total is None else total + v
+    return -float(b.to_numpy(total)) / Xs.shape[0]
 
 
 def _train_restart(settings: Settings, data: Dataset, verbose: bool) -> dict:
@@ -361,13 +356,7 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"n must be a positive whole number; got {n!r}")
         model = self.model_
         model.eval()
-        rng = model.backend.rng
-        state = rng.get_state()
-        rng.seed(self._seed)
-        try:
-            draws = model.sample(int(n)).numpy()
-        finally:
-            rng.set_state(state)
+        draws = model.sample(int(n), rng=ag.Generator(model.backend, self._seed)).numpy()
         return draws.astype(np.float64) * self.scale_ + self.mean_
 
     # -- persistence -------------------------------------------------------------------------------------
@@ -394,7 +383,7 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         if not isinstance(params["random_state"], (int, type(None))):
             params["random_state"] = None  # a generator object is not kept; the seeds below are
         save_checkpoint(path, model=self.model_, optimizer=self.optimizer_,
-                        rng_state=self.model_.backend.rng.get_state(), config=self.config_.to_dict(),
+                        rng_state=self.model_.rng.get_state(), config=self.config_.to_dict(),
                         extra={"estimator": params, "mean": [float(v) for v in self.mean_],
                                "scale": [float(v) for v in self.scale_], "history": self.history_,
                                "n_init_scores": [float(v) for v in self.n_init_scores_],

@@ -1,23 +1,10 @@
-"""Neural-network layers on autograd_lite: Module, Linear, Conv2d, ConvTranspose2d, BatchNorm, activations.
+"""Neural-network layers on autograd_lite: Linear, Conv2d, ConvTranspose2d, BatchNorm, activations.
 
-A :class:`Module` is a plain Python object whose attributes hold its pieces. Nothing is registered by
-hand: an attribute that is
-
-* a :class:`Module` is a submodule,
-* a leaf Tensor with ``requires_grad=True`` (make one with :func:`Parameter`) is a parameter,
-* a list or tuple of those (or a :class:`ModuleList`) contributes each item, named ``attr.i``.
-
-Non-trainable state that must still be saved and moved between devices (BatchNorm's running statistics)
-is a *buffer*: a raw backend array declared once with :meth:`Module.register_buffer`.
-
-Parameters are found in the order the attributes were first set (depth first), so
-``model.parameters()`` is the same list every time and dotted names such as ``"body.0.weight"`` are stable
-keys for checkpoints.
-
-Initialisation follows the original Torch7 code (``nn.Linear``, ``nn.SpatialConvolution``,
-``nn.SpatialFullConvolution``): every weight and bias is drawn uniformly from
-``[-1/sqrt(fan_in), +1/sqrt(fan_in))`` with the backend's seeded generator, so
-``ag.get_backend("numpy").seed(0)`` before building a model makes it reproducible.
+Every layer is a :class:`~gmvae_np.module.Module` (module.py: how parameters, buffers and submodules
+are found, saved and moved). Initialisation follows the original Torch7 code (``nn.Linear``,
+``nn.SpatialConvolution``, ``nn.SpatialFullConvolution``): every weight and bias is drawn uniformly
+from ``[-1/sqrt(fan_in), +1/sqrt(fan_in))`` with the generator passed as ``generator=`` (by default
+``ag.default_generator(backend)``), so the same seeded generator gives the same model.
 
     >>> import autograd_lite as ag
     >>> from gmvae_np.layers import Sequential, Linear, BatchNorm, ReLU
@@ -34,289 +21,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 import autograd_lite as ag
 from autograd_lite import Tensor
-from autograd_lite.backend import Backend, BackendError, backend_of_array, get_backend
-from autograd_lite.tensor import FRESH_GRADIENT_OPS
+from autograd_lite.backend import Backend, get_backend
+
+from .module import Module, Parameter
 
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm", "ReLU", "Tanh",
-           "Sigmoid", "Identity", "Flatten", "Reshape", "Sequential", "ModuleList", "batch_norm",
-           "batch_norm_normalize"]
-
-
-def Parameter(data, *, backend=None, dtype=None) -> Tensor:
-    """A trainable parameter: a plain leaf ``ag.Tensor`` with ``requires_grad=True``.
-
-    ``data`` is anything :func:`ag.tensor` accepts (a backend array, a NumPy array, nested lists).
-    """
-    return ag.tensor(data, requires_grad=True, dtype=dtype, backend=backend)
-
-
-def _is_parameter(value) -> bool:
-    return isinstance(value, Tensor) and value.requires_grad and value.is_leaf
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _host_copy(value, key: str) -> np.ndarray:
-    """A NumPy copy of a state value (NumPy array, backend array, Tensor, list or number)."""
-    if isinstance(value, Tensor):
-        return np.array(value.numpy(), copy=True)
-    if isinstance(value, (np.ndarray, np.generic, list, tuple, int, float)):
-        return np.array(value, copy=True)
-    try:
-        return np.array(backend_of_array(value).to_numpy(value), copy=True)
-    except BackendError:
-        raise TypeError(f"load_state_dict: value for key {key!r} is a {type(value).__name__}; "
-                        f"expected a NumPy array, a backend array or a Tensor") from None
-
-
-def _host_dtype_name(backend: Backend, array) -> str:
-    """'float32', 'float64', 'int64', ... for an array of any backend (the name every namespace knows)."""
-    for name in ("float32", "float64", "float16", "int64", "int32", "bool"):
-        if hasattr(backend.xp, name) and array.dtype == getattr(backend.xp, name):
-            return name
-    raise TypeError(f"unsupported array dtype {array.dtype}")
-
-
-class Module:
-    """Base class of every layer and model: subclasses set attributes in ``__init__`` and define ``forward``.
-
-    ``module(x)`` calls ``module.forward(x)``. Submodules, parameters and buffers are found from the
-    attributes (see the file's docstring), so a subclass needs no registration calls except
-    :meth:`register_buffer` for non-trainable state.
-    """
-
-    training = True  # class defaults keep a subclass working even if it forgets super().__init__()
-    _buffer_names = ()
-    _backend = None
-
-    def __init__(self):
-        self.training = True
-
-    # -- calling -----------------------------------------------------------------------------------
-    def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
-
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward(self, ...) in "
-                                  f"the subclass")
-
-    # -- discovery ---------------------------------------------------------------------------------
-    def _members(self):
-        """(name, value) for the direct submodules and parameters, in attribute order."""
-        for name, value in vars(self).items():
-            if isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    if isinstance(item, Module) or _is_parameter(item):
-                        yield f"{name}.{i}", item
-            elif isinstance(value, Module) or _is_parameter(value):
-                yield name, value
-
-    def named_modules(self) -> list:
-        """[(dotted_name, module)], this module first (name ``""``), then depth first; each module once."""
-        out, seen = [], set()
-
-        def visit(module, prefix):
-            seen.add(id(module))
-            out.append((prefix, module))
-            for name, value in module._members():
-                if isinstance(value, Module) and id(value) not in seen:
-                    visit(value, _join(prefix, name))
-
-        visit(self, "")
-        return out
-
-    def modules(self) -> list:
-        return [m for _, m in self.named_modules()]
-
-    def named_parameters(self) -> list:
-        """[(dotted_name, Tensor)] in attribute order, depth first; a shared parameter is listed once."""
-        out, seen_params, seen_modules = [], set(), set()
-
-        def visit(module, prefix):
-            seen_modules.add(id(module))
-            for name, value in module._members():
-                full = _join(prefix, name)
-                if isinstance(value, Module):
-                    if id(value) not in seen_modules:
-                        visit(value, full)
-                elif id(value) not in seen_params:
-                    seen_params.add(id(value))
-                    out.append((full, value))
-
-        visit(self, "")
-        return out
-
-    def parameters(self) -> list:
-        return [p for _, p in self.named_parameters()]
-
-    def num_parameters(self) -> int:
-        """The number of trainable scalars."""
-        return sum(math.prod(p.shape) for p in self.parameters())
-
-    # -- buffers -----------------------------------------------------------------------------------
-    def register_buffer(self, name: str, array) -> None:
-        """Declare non-trainable state (a raw backend array) saved in ``state_dict`` and moved by ``to``.
-
-        The buffer is an ordinary attribute afterwards: read it as ``self.name`` and update it by
-        assigning a new array to ``self.name``.
-        """
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"register_buffer: name must be a Python identifier, got {name!r}")
-        if isinstance(array, Tensor):
-            array = array.data
-        try:
-            backend_of_array(array)
-        except BackendError:
-            raise TypeError(f"register_buffer({name!r}): expected an array of a backend (numpy, cupy or "
-                            f"strict), got {type(array).__name__}") from None
-        if "_buffer_names" not in vars(self):
-            self._buffer_names = []
-        if name not in self._buffer_names:
-            self._buffer_names.append(name)
-        setattr(self, name, array)
-
-    def _buffer_slots(self) -> list:
-        """[(dotted_name, owning module, attribute name)] of every buffer."""
-        return [(_join(prefix, b), module, b)
-                for prefix, module in self.named_modules() for b in module._buffer_names]
-
-    def named_buffers(self) -> list:
-        """[(dotted_name, array)] of every buffer, module by module."""
-        return [(full, getattr(module, b)) for full, module, b in self._buffer_slots()]
-
-    def buffers(self) -> list:
-        return [a for _, a in self.named_buffers()]
-
-    # -- modes and gradients ---------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
-        """Set training mode (``True``) or evaluation mode (``False``) here and in every submodule."""
-        for module in self.modules():
-            module.training = bool(mode)
-        return self
-
-    def eval(self) -> "Module":
-        return self.train(False)
-
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (``.grad = None``) before the next backward pass."""
-        for p in self.parameters():
-            p.grad = None
-
-    # -- devices -----------------------------------------------------------------------------------
-    @property
-    def backend(self) -> Backend:
-        """Where the parameters live: set by the layer constructors and by :meth:`to`; otherwise the first
-        parameter's (or buffer's) backend, and ``numpy`` for a module with neither."""
-        if self._backend is not None:
-            return self._backend
-        params = self.parameters()
-        if params:
-            return params[0].backend
-        for _, array in self.named_buffers():
-            return backend_of_array(array)
-        return get_backend("numpy")
-
-    def to(self, backend) -> "Module":
-        """Move every parameter and buffer, in place, to another backend (through the host); returns self.
-
-        The parameter Tensors stay the same objects, so an optimizer built on them keeps working.
-        """
-        target = get_backend(backend)
-        for p in self.parameters():
-            if p.backend is not target:
-                p.data = _move(p.data, p.backend, target)
-                if p.grad is not None:
-                    p.grad = _move(p.grad, p.backend, target)
-                p.backend = target
-        for _, module, name in self._buffer_slots():
-            array = getattr(module, name)
-            source = backend_of_array(array)
-            if source is not target:
-                setattr(module, name, _move(array, source, target))
-        for module in self.modules():
-            module._backend = target
-        return self
-
-    # -- checkpoints -------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """{dotted_name: NumPy copy} of every parameter, then every buffer."""
-        state = {}
-        for name, p in self.named_parameters():
-            state[name] = np.array(p.numpy(), copy=True)
-        for name, array in self.named_buffers():
-            state[name] = np.array(backend_of_array(array).to_numpy(array), copy=True)
-        return state
-
-    def load_state_dict(self, state, strict: bool = True) -> None:
-        """Copy values from ``state`` (as made by :meth:`state_dict`) into the parameters and buffers.
-
-        Values are moved to the module's backend and converted to each target's dtype. With
-        ``strict=True`` missing and unexpected keys are errors; a shape mismatch always is. Nothing is
-        changed unless every check passes. Parameters keep their Tensor objects (optimizers stay valid).
-        """
-        if not hasattr(state, "keys"):
-            raise TypeError(f"load_state_dict expects a dict of name -> array, got {type(state).__name__}")
-        params = dict(self.named_parameters())
-        slots = {full: (module, b) for full, module, b in self._buffer_slots()}
-        expected = list(params) + [k for k in slots if k not in params]
-        if strict:
-            missing = [k for k in expected if k not in state]
-            if missing:
-                raise ValueError(f"load_state_dict: missing key(s) {', '.join(map(repr, missing))} in the "
-                                 f"state; pass strict=False to load a partial state")
-            unexpected = [k for k in state if k not in params and k not in slots]
-            if unexpected:
-                raise ValueError(f"load_state_dict: unexpected key(s) {', '.join(map(repr, unexpected))} "
-                                 f"in the state (the module has no such parameter or buffer); pass "
-                                 f"strict=False to ignore them")
-        updates = []
-        for key in expected:
-            if key not in state:
-                continue
-            host = _host_copy(state[key], key)
-            if key in params:
-                p = params[key]
-                current, target = p.data, p.backend
-            else:
-                module, b = slots[key]
-                current = getattr(module, b)
-                target = backend_of_array(current)
-            if tuple(host.shape) != tuple(current.shape):
-                raise ValueError(f"load_state_dict: key {key!r} has shape {tuple(host.shape)} in the state "
-                                 f"but {tuple(current.shape)} in the module")
-            value = target.asarray(host, dtype=_host_dtype_name(target, current))
-            updates.append((key, value))
-        for key, value in updates:
-            if key in params:
-                params[key].data = value
-            else:
-                module, b = slots[key]
-                setattr(module, b, value)
-
-    # -- printing ----------------------------------------------------------------------------------
-    def extra_repr(self) -> str:
-        return ""
-
-    def __repr__(self) -> str:
-        children = [(name, value) for name, value in self._members() if isinstance(value, Module)]
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        if not children:
-            return head + ")"
-        lines = [head]
-        for name, child in children:
-            lines.append("  " + f"({name}): {child!r}".replace("\n", "\n  "))
-        return "\n".join(lines) + "\n)"
-
-
-def _move(array, source: Backend, target: Backend):
-    host = source.to_numpy(array)
-    return target.asarray(np.array(host, copy=True), dtype=str(host.dtype))
+           "Sigmoid", "Identity", "Flatten", "Reshape", "Sequential", "ModuleList"]
 
 
 def _check_features(layer: str, x: Tensor, axis: int, expected: int, what: str, ndims=None) -> None:
@@ -332,10 +44,15 @@ def _check_features(layer: str, x: Tensor, axis: int, expected: int, what: str, 
         raise ValueError(f"{layer} expects {expected} {what} (axis {axis}), got input shape {x.shape}")
 
 
-def _uniform_parameter(backend: Backend, shape: tuple, fan_in: int, dtype: str) -> Tensor:
-    """Torch7's default initialisation: uniform on [-1/sqrt(fan_in), +1/sqrt(fan_in))."""
+def _uniform_parameter(backend: Backend, shape: tuple, fan_in: int, dtype: str, generator) -> Tensor:
+    """Torch7's default initialisation: uniform on [-1/sqrt(fan_in), +1/sqrt(fan_in)), drawn from
+    ``generator`` (None: the backend's default generator)."""
+    rng = ag.default_generator(backend) if generator is None else generator
+    if rng.backend is not backend:
+        raise ValueError(f"the generator draws on backend '{rng.backend.name}' but the layer is built on "
+                         f"'{backend.name}'; make the generator with ag.Generator('{backend.name}', seed)")
     bound = 1.0 / math.sqrt(fan_in)
-    return Parameter(backend.rng.uniform(shape, low=-bound, high=bound, dtype=dtype), backend=backend)
+    return Parameter(rng.uniform(shape, low=-bound, high=bound, dtype=dtype), backend=backend)
 
 
 def _int_at_least(layer: str, name: str, value, low: int) -> int:
@@ -364,7 +81,7 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, backend="numpy",
-                 dtype="float32"):
+                 dtype="float32", generator=None):
         super().__init__()
         b = get_backend(backend)
         self._backend = b
@@ -372,8 +89,9 @@ class Linear(Module):
         if self.in_features < 1 or self.out_features < 1:
             raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, "
                              f"out_features={out_features}")
-        self.weight = _uniform_parameter(b, (self.in_features, self.out_features), self.in_features, dtype)
-        self.bias = _uniform_parameter(b, (self.out_features,), self.in_features, dtype) if bias else None
+        fan_in = self.in_features
+        self.weight = _uniform_parameter(b, (self.in_features, self.out_features), fan_in, dtype, generator)
+        self.bias = _uniform_parameter(b, (self.out_features,), fan_in, dtype, generator) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         _check_features(f"Linear({self.extra_repr()})", x, -1, self.in_features, "input features")
@@ -393,7 +111,7 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = True, *, backend="numpy", dtype="float32"):
+                 bias: bool = True, *, backend="numpy", dtype="float32", generator=None):
         super().__init__()
         b = get_backend(backend)
         self._backend = b
@@ -403,8 +121,9 @@ class Conv2d(Module):
         self.padding = _int_at_least("Conv2d", "padding", padding, 0)
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
-        self.weight = _uniform_parameter(b, (self.out_channels, self.in_channels, kh, kw), fan_in, dtype)
-        self.bias = _uniform_parameter(b, (self.out_channels,), fan_in, dtype) if bias else None
+        shape = (self.out_channels, self.in_channels, kh, kw)
+        self.weight = _uniform_parameter(b, shape, fan_in, dtype, generator)
+        self.bias = _uniform_parameter(b, (self.out_channels,), fan_in, dtype, generator) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         _check_features(f"Conv2d({self.extra_repr()})", x, 1, self.in_channels, "input channels", (4,))
@@ -425,7 +144,7 @@ class ConvTranspose2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 output_padding=0, bias: bool = True, *, backend="numpy", dtype="float32"):
+                 output_padding=0, bias: bool = True, *, backend="numpy", dtype="float32", generator=None):
         super().__init__()
         b = get_backend(backend)
         self._backend = b
@@ -439,8 +158,9 @@ class ConvTranspose2d(Module):
                              f"got {output_padding}")
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
-        self.weight = _uniform_parameter(b, (self.in_channels, self.out_channels, kh, kw), fan_in, dtype)
-        self.bias = _uniform_parameter(b, (self.out_channels,), fan_in, dtype) if bias else None
+        shape = (self.in_channels, self.out_channels, kh, kw)
+        self.weight = _uniform_parameter(b, shape, fan_in, dtype, generator)
+        self.bias = _uniform_parameter(b, (self.out_channels,), fan_in, dtype, generator) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         _check_features(f"ConvTranspose2d({self.extra_repr()})", x, 1, self.in_channels, "input channels",
@@ -455,92 +175,6 @@ class ConvTranspose2d(Module):
 
 
 # -- batch normalisation ---------------------------------------------------------------------------
-
-def batch_norm_normalize(x: Tensor, axes: tuple, eps: float):
-    """x_hat = (x - mean) / sqrt(var + eps) over ``axes``, as one primitive; returns (x_hat, mean, var).
-
-    ``mean`` and the biased ``var`` are raw arrays (keepdims) for the running statistics. Fusing the
-    normalisation into one node saves the graph half a dozen full-size temporaries (forward plus backward
-    run about three times faster than the same formula built from primitives). Its backward: with
-    r = 1/sqrt(var + eps), n the number of values averaged and g the incoming gradient,
-
-        dL/dx = r * (g - mean(g) - x_hat * mean(g * x_hat))      (means over ``axes``)
-
-    because x_hat depends on x directly (r), through the mean (-r/n for every entry) and through the
-    variance (-x_hat * r * x_hat_j / n). The tests check it against central differences in float64.
-    This is :func:`batch_norm` without the scale and shift.
-    """
-    return batch_norm(x, None, None, axes, eps)
-
-
-# batch_norm's backward returns new arrays, one per input: leaves may keep them uncopied (tensor.py)
-FRESH_GRADIENT_OPS.add("batch_norm")
-
-
-def batch_norm(x: Tensor, weight: Tensor | None, bias: Tensor | None, axes: tuple, eps: float):
-    """weight * x_hat + bias (per channel) with x_hat as in :func:`batch_norm_normalize`, as one primitive.
-
-    Returns (out, mean, var); ``weight`` and ``bias`` are (C,) tensors or None (no scale / no shift), C
-    being the size of the axes not in ``axes``. With the scale and shift inside, the backward reuses the
-    two sums it needs anyway: sum(g) is the bias gradient, sum(g * x_hat) the weight gradient, and
-
-        dL/dx = r * weight * (g - sum(g)/n - x_hat * sum(g * x_hat)/n)
-
-    (the formula above with g replaced by weight * g).
-
-    Speed: the array is viewed as rows of channels, (n, C), which for a convolution's channels-last
-    output is free. The per-channel sums over the n rows are then matrix products with a row of ones:
-    BLAS reads the rows at memory speed, while an axis-0 sum over rows of a few channels runs some
-    fifteen times slower in NumPy (one short loop per row).
-    """
-    xp, be = x.backend.xp, x.backend
-    kept = tuple(i for i in range(x.ndim) if i not in axes)
-    order = tuple(axes) + kept                        # reduced axes first, channels last
-    moved = tuple(x.shape[i] for i in order)
-    n = math.prod(x.shape[i] for i in axes)
-    c = math.prod(x.shape[i] for i in kept)
-    stat_shape = tuple(1 if i in axes else x.shape[i] for i in range(x.ndim))
-    inverse = tuple(sorted(range(x.ndim), key=order.__getitem__))
-
-    def rows(a):                                      # (..x.shape..) -> (n, C)
-        return xp.reshape(xp.permute_dims(a, order), (n, c))
-
-    def unrows(a2):                                   # (n, C) -> x.shape (a view)
-        return xp.permute_dims(xp.reshape(a2, moved), inverse)
-
-    x2 = rows(x.data)
-    ones = xp.ones((1, n), dtype=x2.dtype, device=be.device)
-    mean = xp.matmul(ones, x2) / float(n)                                                   # (1, C)
-    centred = x2 - mean
-    var = xp.matmul(ones, centred * centred) / float(n)
-    inv_std = 1.0 / xp.sqrt(var + eps)
-    x_hat = centred                                   # centred is ours: normalise it in place
-    x_hat *= inv_std
-    w = None if weight is None else xp.reshape(weight.data, (1, c))
-    out2 = x_hat if w is None else x_hat * w
-    if bias is not None:
-        out2 = out2 + xp.reshape(bias.data, (1, c))
-
-    def backward(g):
-        g2 = rows(g)
-        g_sum = xp.matmul(ones, g2)                                                         # (1, C)
-        gx_sum = xp.matmul(ones, g2 * x_hat)
-        scale = inv_std if w is None else inv_std * w                                     # r * weight
-        gx = g2 * scale
-        gx -= x_hat * (scale * gx_sum / float(n))
-        gx -= scale * g_sum / float(n)
-        gw = None if weight is None else xp.reshape(gx_sum, (c,))
-        gb = None if bias is None else xp.reshape(g_sum, (c,))
-        return unrows(gx), gw, gb
-
-    parents = (x, weight, bias)
-    data = unrows(out2)
-    if ag.is_grad_enabled() and any(isinstance(p, Tensor) and p.requires_grad for p in parents):
-        out = Tensor(data, be, True, parents, backward, "batch_norm")
-    else:
-        out = Tensor(data, be)
-    return out, xp.reshape(mean, stat_shape), xp.reshape(var, stat_shape)
-
 
 class BatchNorm(Module):
     """Batch normalisation of (N, C) or (N, C, H, W) inputs, per channel C over N (and H, W).
@@ -584,7 +218,7 @@ class BatchNorm(Module):
             if n < 2:
                 raise ValueError(f"BatchNorm in training mode needs more than one value per channel, got "
                                  f"input shape {x.shape}; use a larger batch or call .eval()")
-            out, mean, var = batch_norm(x, self.weight, self.bias, axes, self.eps)
+            out, mean, var = ag.batch_norm(x, self.weight, self.bias, axes, self.eps)
             # running statistics: raw arrays, no graph; cast so a float64 batch keeps float32 buffers float32
             m, dt = self.momentum, self.running_mean.dtype
             batch_mean = xp.astype(xp.reshape(mean, (self.num_features,)), dt)

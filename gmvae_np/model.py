@@ -173,9 +173,10 @@ class LossResult:
 # -- the model -------------------------------------------------------------------------------------
 
 class GMVAE(Module):
-    """A Gaussian-mixture VAE built from a :class:`GMVAEConfig`; ``seed`` seeds ``backend.rng`` for init."""
+    """A Gaussian-mixture VAE built from a :class:`GMVAEConfig`. Its generator, ``model.rng`` (``generator``,
+    or one made from ``seed``), draws the initial weights, then any noise a call is given no ``rng`` for."""
 
-    def __init__(self, config: GMVAEConfig, backend="numpy", seed: int = 0):
+    def __init__(self, config: GMVAEConfig, backend="numpy", seed: int = 0, generator=None):
         super().__init__()
         if isinstance(config, dict):
             config = GMVAEConfig.from_dict(config)
@@ -183,47 +184,48 @@ class GMVAE(Module):
             raise TypeError(f"GMVAE needs a GMVAEConfig (or its to_dict()), got {type(config).__name__}")
         self.config = c = config
         b = get_backend(backend)
-        b.seed(seed)
         self._backend = b
+        self.rng = ag.Generator(b, seed) if generator is None else generator
         kw = {"backend": b, "dtype": c.dtype}
+        init = dict(kw, generator=self.rng)   # for the layers with weights to draw
         H, D = c.hidden, c.input_size
 
         # recognition q(x|y), q(w|y) [, q(z|y)]
         if c.arch == "fc":
-            self.encoder = Sequential(Flatten(), Linear(D, H, **kw), BatchNorm(H, **kw), ReLU(),
-                                      Linear(H, H, **kw), BatchNorm(H, **kw), ReLU())
+            self.encoder = Sequential(Flatten(), Linear(D, H, **init), BatchNorm(H, **kw), ReLU(),
+                                      Linear(H, H, **init), BatchNorm(H, **kw), ReLU())
         else:
             channels = c.input_shape[0]
             self.encoder = Sequential(
-                Conv2d(channels, 16, 6, **kw), BatchNorm(16, **kw), ReLU(),          # 28 -> 23
-                Conv2d(16, 32, 6, **kw), BatchNorm(32, **kw), ReLU(),                # 23 -> 18
-                Conv2d(32, 64, 4, stride=2, padding=1, **kw), BatchNorm(64, **kw), ReLU(),   # 18 -> 9
-                Conv2d(64, H, 9, **kw), BatchNorm(H, **kw), ReLU(),                  # 9 -> 1
+                Conv2d(channels, 16, 6, **init), BatchNorm(16, **kw), ReLU(),          # 28 -> 23
+                Conv2d(16, 32, 6, **init), BatchNorm(32, **kw), ReLU(),                # 23 -> 18
+                Conv2d(32, 64, 4, stride=2, padding=1, **init), BatchNorm(64, **kw), ReLU(),   # 18 -> 9
+                Conv2d(64, H, 9, **init), BatchNorm(H, **kw), ReLU(),                  # 9 -> 1
                 Flatten())
-        self.x_mean = Linear(H, c.Dx, **kw)
-        self.x_logvar = Linear(H, c.Dx, **kw)
-        self.w_mean = Linear(H, c.Dw, **kw)
-        self.w_logvar = Linear(H, c.Dw, **kw)
-        self.z_logits = Linear(H, c.K, **kw) if c.variant == "cv" else None
+        self.x_mean = Linear(H, c.Dx, **init)
+        self.x_logvar = Linear(H, c.Dx, **init)
+        self.w_mean = Linear(H, c.Dw, **init)
+        self.w_logvar = Linear(H, c.Dw, **init)
+        self.z_logits = Linear(H, c.K, **init) if c.variant == "cv" else None
 
         # prior p(x | w, z=k) = N(mu_k(w), sigma2_k(w))
-        self.prior_body = Sequential(Linear(c.Dw, H, **kw), Tanh())
-        self.prior_mean = Linear(H, c.K * c.Dx, **kw)
-        self.prior_logvar = Linear(H, c.K * c.Dx, **kw)
+        self.prior_body = Sequential(Linear(c.Dw, H, **init), Tanh())
+        self.prior_mean = Linear(H, c.K * c.Dx, **init)
+        self.prior_logvar = Linear(H, c.K * c.Dx, **init)
 
         # decoder p(y|x): logits (Bernoulli), or mean and log-variance (Gaussian) side by side
         per_value = 2 if c.likelihood == "gaussian" else 1
         if c.arch == "fc":
-            self.decoder = Sequential(Linear(c.Dx, H, **kw), ReLU(), Linear(H, H, **kw), ReLU(),
-                                      Linear(H, per_value * D, **kw))
+            self.decoder = Sequential(Linear(c.Dx, H, **init), ReLU(), Linear(H, H, **init), ReLU(),
+                                      Linear(H, per_value * D, **init))
         else:
             channels = c.input_shape[0]
             self.decoder = Sequential(
-                Linear(c.Dx, H, **kw), BatchNorm(H, **kw), ReLU(), Reshape(H, 1, 1),
-                ConvTranspose2d(H, 64, 9, **kw), BatchNorm(64, **kw), ReLU(),                   # 1 -> 9
-                ConvTranspose2d(64, 32, 4, stride=2, padding=1, **kw), BatchNorm(32, **kw), ReLU(),  # -> 18
-                ConvTranspose2d(32, 16, 6, **kw), BatchNorm(16, **kw), ReLU(),                  # 18 -> 23
-                ConvTranspose2d(16, per_value * channels, 6, **kw),                             # 23 -> 28
+                Linear(c.Dx, H, **init), BatchNorm(H, **kw), ReLU(), Reshape(H, 1, 1),
+                ConvTranspose2d(H, 64, 9, **init), BatchNorm(64, **kw), ReLU(),                   # 1 -> 9
+                ConvTranspose2d(64, 32, 4, stride=2, padding=1, **init), BatchNorm(32, **kw), ReLU(),  # -> 18
+                ConvTranspose2d(32, 16, 6, **init), BatchNorm(16, **kw), ReLU(),                  # 18 -> 23
+                ConvTranspose2d(16, per_value * channels, 6, **init),                             # 23 -> 28
                 Flatten())   # (N, per_value * D): the Gaussian's mean channels first, then log-variances
 
     # -- the three networks (with graph) -------------------------------------------------------------
@@ -253,6 +255,22 @@ class GMVAE(Module):
         return {"mean": mean, "logvar": F.soft_clamp(raw_logvar, LOGVAR_LIMIT)}
 
     # -- inputs ----------------------------------------------------------------------------------------
+    def _generator(self, rng):
+        """``rng`` (checked to draw on the model's backend), or the model's own generator."""
+        if rng is None:
+            return self.rng
+        if not isinstance(rng, ag.Generator) or rng.backend is not self._backend:
+            raise ValueError(f"rng must be an ag.Generator on the model's backend '{self._backend.name}', "
+                             f"got {rng!r}")
+        return rng
+
+    def to(self, backend) -> "GMVAE":
+        """Move the parameters and buffers (Module.to); the model's generator follows, same stream."""
+        super().to(backend)
+        if self.rng.backend is not self._backend:
+            self.rng = self.rng.on(self._backend)
+        return self
+
     def _as_input(self, y) -> Tensor:
         """y as a Tensor of the model's backend and dtype, with shape (B, *input_shape) checked."""
         c, b = self.config, self._backend
@@ -269,12 +287,13 @@ class GMVAE(Module):
                              f"batch >= 1")
         return y
 
-    def _noise(self, noise, M: int, B: int) -> dict:
-        """The reparameterisation noise: injected arrays (checked) or fresh draws from backend.rng."""
+    def _noise(self, noise, M: int, B: int, rng) -> dict:
+        """The reparameterisation noise: injected arrays (checked) or fresh draws from rng (or self.rng)."""
         c, b = self.config, self._backend
         shapes = {"x": (M, B, c.Dx), "w": (M, B, c.Dw)}
         if noise is None:
-            return {k: Tensor(b.rng.normal(s, dtype=c.dtype), b) for k, s in shapes.items()}
+            rng = self._generator(rng)
+            return {k: Tensor(rng.normal(s, dtype=c.dtype), b) for k, s in shapes.items()}
         if not isinstance(noise, dict) or set(noise) != set(shapes):
             raise ValueError(f"noise must be a dict with keys 'x' and 'w' (standard normal arrays of shapes "
                              f"{shapes['x']} and {shapes['w']}); got {noise!r:.80}")
@@ -288,14 +307,14 @@ class GMVAE(Module):
         return out
 
     # -- the loss --------------------------------------------------------------------------------------
-    def _forward(self, y, noise):
+    def _forward(self, y, noise, rng=None):
         """One pass through the three networks: y, q(x|y) q(w|y) [q(z|y)], the samples x (M, B, Dx), the
         prior parameters mu_k(w), log sigma2_k(w) (M, B, K, Dx) and the decoder's output (M, B, D)."""
         c = self.config
         y = self._as_input(y)
         B, M = y.shape[0], c.mc
         q = self._encode(y)
-        eps = self._noise(noise, M, B)
+        eps = self._noise(noise, M, B, rng)
         x = F.gaussian_sample(q["x_mean"], q["x_logvar"], eps["x"])   # (M, B, Dx)
         w = F.gaussian_sample(q["w_mean"], q["w_logvar"], eps["w"])   # (M, B, Dw)
 
@@ -306,14 +325,14 @@ class GMVAE(Module):
                    for k, v in self._decode(ag.reshape(x, (M * B, c.Dx))).items()}
         return y, q, x, prior_mean, prior_logvar, decoded
 
-    def loss(self, y, noise: dict | None = None, weights: dict | None = None) -> LossResult:
+    def loss(self, y, noise: dict | None = None, rng=None, weights: dict | None = None) -> LossResult:
         """The training objective and the ELBO terms for a batch y of shape (B, *input_shape).
 
         ``noise`` = {"x": (M, B, Dx), "w": (M, B, Dw)} standard normal arrays makes the loss a
         deterministic function of y and the parameters (for gradient checks); by default they are drawn
-        from the model's backend.rng. BatchNorm follows the model's train/eval mode. ``weights``
-        overrides objective weights for this batch: any of alpha, eta, lam, balance and kl (the weight
-        of the KL terms, 1 by default), as an annealing schedule gives them (gmvae_np.schedule).
+        from ``rng``, else the model's own generator. BatchNorm follows the model's train/eval mode.
+        ``weights`` overrides objective weights for this batch: any of alpha, eta, lam, balance and kl
+        (the weight of the KL terms, 1 by default), as an annealing schedule gives them (gmvae_np.schedule).
         """
         c = self.config
         w = {"alpha": c.alpha, "eta": c.eta, "lam": c.lam, "balance": c.balance}
@@ -323,7 +342,7 @@ class GMVAE(Module):
                 raise ValueError(f"loss: unknown weight(s) {', '.join(unknown)}; the objective's weights are "
                                  f"alpha, eta, lam, balance and kl")
             w.update(weights)
-        y, q, x, prior_mean, prior_logvar, decoded = self._forward(y, noise)
+        y, q, x, prior_mean, prior_logvar, decoded = self._forward(y, noise, rng)
         B = y.shape[0]
 
         log_p_z = elbo.z_posterior(x, prior_mean, prior_logvar)       # log p(z|x,w), (M, B, K)
@@ -390,20 +409,21 @@ class GMVAE(Module):
         """E[y | x = E_q[x|y]]: the decoder mean at the mean of q(x|y), with y's shape."""
         return self.decode_mean(self.encode(y)["x_mean"])
 
-    def sample(self, n: int, k: int | None = None) -> Tensor:
+    def sample(self, n: int, k: int | None = None, rng=None) -> Tensor:
         """n draws from the generative model, returned as decoder means E[y|x] of shape (n, *input_shape).
 
         Without k: w ~ N(0, I), z ~ Uniform{0..K-1}, x ~ N(mu_z(w), sigma2_z(w)). With k: z = k and w = 0,
-        as the original code's per-cluster sample grid, so only x varies. Draws come from backend.rng.
+        as the original code's per-cluster sample grid, so only x varies. Draws come from ``rng``, else
+        the model's own generator.
         Decoder means (probabilities for Bernoulli) rather than sampled y are what one looks at.
         """
         c, b = self.config, self._backend
         if not _is_int(n) or n < 1:
             raise ValueError(f"sample: n must be a positive int, got {n!r}")
-        xp = b.xp
+        xp, rng = b.xp, self._generator(rng)
         if k is None:
-            w = Tensor(b.rng.normal((n, c.Dw), dtype=c.dtype), b)
-            u = b.rng.uniform((n,), dtype="float64")
+            w = Tensor(rng.normal((n, c.Dw), dtype=c.dtype), b)
+            u = rng.uniform((n,), dtype="float64")
             z = xp.minimum(xp.astype(xp.floor(u * float(c.K)), xp.int64), c.K - 1)
         else:
             if not _is_int(k) or not 0 <= k < c.K:
@@ -414,7 +434,7 @@ class GMVAE(Module):
             mean, logvar = self._prior(w)                                     # (n, K, Dx)
             pick = ag.reshape(ag.one_hot(Tensor(z, b), c.K, dtype=c.dtype), (n, c.K, 1))
             mu, lv = ag.sum(pick * mean, axis=1), ag.sum(pick * logvar, axis=1)
-            x = F.gaussian_sample(mu, lv, Tensor(b.rng.normal((n, c.Dx), dtype=c.dtype), b))
+            x = F.gaussian_sample(mu, lv, Tensor(rng.normal((n, c.Dx), dtype=c.dtype), b))
         return self.decode_mean(x)
 
     def extra_repr(self) -> str:
@@ -423,18 +443,18 @@ class GMVAE(Module):
                 f"Dw={c.Dw}, hidden={c.hidden}, input_shape={c.input_shape}")
 
     # -- the exact bound with z summed out (reported, not trained on) --------------------------------
-    def marginal_negative_elbo(self, y, noise: dict | None = None) -> Tensor:
+    def marginal_negative_elbo(self, y, noise: dict | None = None, rng=None) -> Tensor:
         """-ELBO with the posterior q(x|y) q(w|y) p(z|x,w), z summed out exactly; a detached (B,) Tensor.
 
         reconstruction + w_prior + elbo.mixture_prior: one logsumexp over the K components instead of the
         closed-form conditional prior and z prior. For variant mi it is the exact value of the bound that
         ``loss().neg_elbo`` approximates from above (never larger in expectation); for cv, p(z|x,w) is
         the best cluster posterior given (x, w), so it is never larger than cv's -ELBO in expectation
-        either. ``noise`` and the train/eval mode work as in :meth:`loss`; M = config.mc samples.
+        either. ``noise``, ``rng`` and the train/eval mode work as in :meth:`loss`; M = config.mc samples.
         """
         c = self.config
         with ag.no_grad():
-            y, q, x, prior_mean, prior_logvar, decoded = self._forward(y, noise)
+            y, q, x, prior_mean, prior_logvar, decoded = self._forward(y, noise, rng)
             B = y.shape[0]
             return (elbo.reconstruction(ag.reshape(y, (B, c.input_size)), decoded, c.likelihood)
                     + elbo.w_prior(q["w_mean"], q["w_logvar"])

@@ -35,12 +35,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from array_api_compat import array_namespace
 
 import autograd_lite as ag
 from autograd_lite import Tensor
-from autograd_lite.backend import backend_of_array
+from autograd_lite.backend import backend_of_array, dtype_name
 
-__all__ = ["Optimizer", "Adam", "SGD"]
+__all__ = ["Optimizer", "Adam", "SGD", "adam_step"]
 
 
 class Optimizer:
@@ -162,7 +163,7 @@ class Optimizer:
                 if tuple(host.shape) != p.shape:
                     raise ValueError(f"{who}: {name!r} of parameter {i} has shape {tuple(host.shape)} in the "
                                      f"state but the parameter has shape {p.shape}")
-                s[name] = p.backend.asarray(host, dtype=_dtype_name(p))
+                s[name] = p.backend.asarray(host, dtype=dtype_name(p.dtype))
             new_state.append(s)
         for name in self._hyper:
             if name in state:
@@ -171,12 +172,23 @@ class Optimizer:
         self.state = new_state
 
 
-def _dtype_name(p: Tensor) -> str:
-    xp = p.backend.xp
-    for name in ("float32", "float64", "float16"):
-        if hasattr(xp, name) and p.dtype == getattr(xp, name):
-            return name
-    raise TypeError(f"unsupported parameter dtype {p.dtype}")
+def adam_step(theta, g, m, v, t: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
+              weight_decay: float = 0.0) -> tuple:
+    """Adam's update at step t, line by line as Kingma & Ba's Algorithm 1: returns new (theta, m, v).
+
+    The reference for :class:`Adam`, which computes the same update in place, block by block, for
+    speed; the tests check that the two agree.
+    """
+    beta1, beta2 = betas
+    xp = array_namespace(theta)
+    if weight_decay:
+        g = g + weight_decay * theta                     # the L2 penalty's gradient
+    m = beta1 * m + (1.0 - beta1) * g                    # biased first moment
+    v = beta2 * v + (1.0 - beta2) * (g * g)              # biased second moment
+    m_hat = m / (1.0 - beta1 ** t)                       # bias corrections
+    v_hat = v / (1.0 - beta2 ** t)
+    theta = theta - lr * m_hat / (xp.sqrt(v_hat) + eps)
+    return theta, m, v
 
 
 class Adam(Optimizer):
@@ -184,7 +196,8 @@ class Adam(Optimizer):
 
     ``Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)``; each ``step()``
     updates every parameter that has a gradient (parameters whose ``.grad`` is None are skipped and their
-    step count does not advance).
+    step count does not advance). The update is :func:`adam_step`'s, computed in place and block by
+    block (``_update``), which takes a fraction of the plain form's time and memory traffic on a CPU.
     """
 
     _state_arrays = ("m", "v")

@@ -186,9 +186,8 @@ class Trainer:
         from .optim import Adam
 
         b = self.backend
-        b.seed(s.seed)  # the initial parameters, then the training stream, follow from the seed
-        self.rng = b.rng
-        self.model = GMVAE(self.config, backend=b, seed=s.seed)
+        self.rng = ag.Generator(b, s.seed)  # initial weights, then the training stream
+        self.model = GMVAE(self.config, backend=b, generator=self.rng)
         self.optimizer = Adam(self.model.parameters(), lr=s.lr)
         # the data crosses to the device once; batches are gathers on the device
         self.x_train = b.asarray(data.x_train, dtype=s.dtype)

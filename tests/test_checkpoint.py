@@ -49,7 +49,7 @@ def _trained(backend="numpy", steps=3, **overrides):
 
 
 def _save(path, model, opt=None, **kw):
-    return save_checkpoint(path, model=model, optimizer=opt, rng_state=model.backend.rng.get_state(),
+    return save_checkpoint(path, model=model, optimizer=opt, rng_state=model.rng.get_state(),
                            config={"model": model.config.to_dict()}, extra=kw.pop("extra", {"epoch": 3}), **kw)
 
 
@@ -84,9 +84,9 @@ def test_round_trip_gives_identical_outputs_and_identical_next_adam_steps(tmp_pa
     fresh.train()
 
     # the next steps, with the random stream restored too, are bit for bit the same
-    model.backend.rng.set_state(ckpt.rng_state)
+    model.rng.set_state(ckpt.rng_state)
     _train(model, opt, 2, seed=10)
-    fresh.backend.rng.set_state(ckpt.rng_state)
+    fresh.rng.set_state(ckpt.rng_state)
     _train(fresh, fresh_opt, 2, seed=10)
     for (name, p), q in zip(model.named_parameters(), fresh.parameters()):
         np.testing.assert_array_equal(q.numpy(), p.numpy(), err_msg=name)

@@ -48,7 +48,6 @@ def train_checked(config: GMVAEConfig, x: np.ndarray, lr: float, steps: int, bat
     Returns the objective and the per-sample mean of every term at each step, as Python floats.
     """
     b = ag.get_backend("numpy")
-    b.seed(seed)
     model = GMVAE(config, backend=b, seed=seed)
     opt = Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)

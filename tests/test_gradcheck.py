@@ -1,7 +1,7 @@
 """gradcheck itself: it must pass correct backwards, catch wrong ones, and say clearly what went wrong.
 
 A checker that never fails proves nothing, so this file defines primitives with deliberately wrong
-backward functions (the way ops.py defines real ones, through ``_node``) and asserts that gradcheck
+backward functions (the way ops.py defines real ones, through ``make_node``) and asserts that gradcheck
 rejects them with a message naming the op, the shapes, the largest error, eps and the tolerances.
 """
 from __future__ import annotations
@@ -12,32 +12,32 @@ import numpy as np
 import pytest
 
 import autograd_lite as ag
-from autograd_lite.ops import _node
+from autograd_lite.ops import make_node
 from strategies import BACKENDS, on
 
 
 def cube(x):
     """x ** 3 with the right backward, 3 x^2."""
     xd = x.data
-    return _node(xd * xd * xd, (x,), lambda g: (g * 3.0 * xd * xd,), "cube")
+    return make_node(xd * xd * xd, (x,), lambda g: (g * 3.0 * xd * xd,), "cube")
 
 
 def broken_cube(x):
     """x ** 3 with a wrong backward: 2 x^2 (a typo'd constant)."""
     xd = x.data
-    return _node(xd * xd * xd, (x,), lambda g: (g * 2.0 * xd * xd,), "broken_cube")
+    return make_node(xd * xd * xd, (x,), lambda g: (g * 2.0 * xd * xd,), "broken_cube")
 
 
 def broken_sub(a, b):
     """a - b whose backward forgets the minus sign for b (only the second input is wrong)."""
-    return _node(a.data - b.data, (a, b), lambda g: (g, g), "broken_sub")
+    return make_node(a.data - b.data, (a, b), lambda g: (g, g), "broken_sub")
 
 
 def slightly_broken_exp(x):
     """exp with a backward 1e-4 too large in relative terms: small, but far above the tolerance."""
     xp = x.backend.xp
     out = xp.exp(x.data)
-    return _node(out, (x,), lambda g: (g * out * 1.0001,), "slightly_broken_exp")
+    return make_node(out, (x,), lambda g: (g * out * 1.0001,), "slightly_broken_exp")
 
 
 def _x(backend, shape=(2, 3), seed=0):

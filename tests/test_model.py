@@ -328,10 +328,9 @@ def test_injected_noise_makes_the_loss_deterministic_and_default_noise_uses_the_
     y, noise = _data(config, 3), _noise(config, 3)
     a, b = model.loss(y, noise=noise).objective.item(), model.loss(y, noise=noise).objective.item()
     assert a == b
-    be = ag.get_backend("numpy")
-    be.seed(5)
+    model.rng.seed(5)
     c = model.loss(y).objective.item()
-    be.seed(5)
+    model.rng.seed(5)
     d = model.loss(y).objective.item()
     e = model.loss(y).objective.item()
     assert c == d and c != e
@@ -410,11 +409,9 @@ def test_sample_from_one_cluster_uses_w_zero():
     config = tiny_config(likelihood="gaussian")
     model = GMVAE(config)
     model.eval()
-    be = ag.get_backend("numpy")
-    be.seed(9)
+    model.rng.seed(9)
     got = model.sample(4, k=1).numpy()
-    be.seed(9)
-    eps = be.rng.normal((4, config.Dx), dtype="float64")
+    eps = ag.Generator("numpy", 9).normal((4, config.Dx), dtype="float64")
     mean, logvar = model.prior(np.zeros((4, config.Dw)))
     x = mean.numpy()[:, 1] + np.exp(0.5 * logvar.numpy()[:, 1]) * eps
     np.testing.assert_allclose(got, model.decode_mean(x).numpy(), rtol=1e-12)
@@ -431,7 +428,7 @@ def test_sample_draws_every_cluster():
     # sample() picks z uniformly; with the prior means pulled far apart, each draw reveals its cluster
     model.prior_mean.bias.data = np.repeat(np.array([-100.0, 0.0, 100.0]), config.Dx)
     model.prior_mean.weight.data = np.zeros_like(model.prior_mean.weight.data)
-    ag.get_backend("numpy").seed(0)
+    model.rng.seed(0)
     counts = np.zeros(3)
     w = np.zeros((1, config.Dw))
     centres = [model.decode_mean(model.prior(w)[0].numpy()[:, k]).numpy()[0] for k in range(3)]
@@ -467,9 +464,33 @@ def test_other_backends_match_numpy_in_float64(backend, arch, likelihood, varian
     other.eval()
     np.testing.assert_allclose(other.predict_proba(y).numpy(), ref.predict_proba(y).numpy(), rtol=1e-10)
     np.testing.assert_allclose(other.reconstruct(y).numpy(), ref.reconstruct(y).numpy(), rtol=1e-10)
-    ag.get_backend("numpy").seed(4)
-    ag.get_backend(backend).seed(4)
+    ref.rng.seed(4)
+    other.rng.seed(4)
     np.testing.assert_allclose(other.sample(3).numpy(), ref.sample(3).numpy(), rtol=1e-10)
+
+
+def test_the_model_draws_from_its_generator_and_it_follows_the_model_to_another_backend():
+    """The noise comes from the generator the model was given (model.rng), or one passed to loss; after
+    .to(), from the same stream on the new device. No process-wide generator is involved."""
+    config = tiny_config()
+    rng = ag.Generator("numpy", 3)
+    model = GMVAE(config, generator=rng)
+    assert model.rng is rng and GMVAE(config, seed=3).state_dict().keys() == model.state_dict().keys()
+    for (name, p), q in zip(model.named_parameters(), GMVAE(config, seed=3).parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)   # same seed, same weights
+    y = _data(config, 4)
+    state = rng.get_state()
+    a = model.loss(y).objective.item()
+    rng.set_state(state)
+    assert model.loss(y, rng=ag.Generator("numpy", 0)).objective.item() != a
+    model.to("strict")
+    assert model.rng.backend.name == "strict"
+    model.rng.set_state(state)
+    np.testing.assert_allclose(model.loss(y).objective.item(), a, rtol=1e-10)
+    with pytest.raises(ValueError, match="rng must be an ag.Generator on the model's backend 'strict'"):
+        model.loss(y, rng=ag.Generator("numpy", 0))
+    with pytest.raises(ValueError, match="the generator draws on backend 'numpy'"):
+        GMVAE(config, backend="strict", generator=ag.Generator("numpy", 0))
 
 
 # -- training ------------------------------------------------------------------------------------------
@@ -488,11 +509,10 @@ def test_training_on_a_small_mixture_lowers_the_loss_without_nan(variant):
                          alpha=1.0, lam=0.1)
     model = GMVAE(config, seed=0)
     opt = Adam(model.parameters(), lr=1e-2)
-    be = ag.get_backend("numpy")
-    be.seed(0)
+    model.rng.seed(0)
     losses = []
     for step in range(300):
-        idx = be.rng.permutation(len(data))[:64]
+        idx = model.rng.permutation(len(data))[:64]
         out = model.loss(data[idx])
         opt.zero_grad()
         out.objective.backward()

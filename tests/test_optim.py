@@ -8,7 +8,7 @@ import pytest
 
 import autograd_lite as ag
 from gmvae_np.layers import BatchNorm, Linear, Sequential, Tanh
-from gmvae_np.optim import SGD, Adam
+from gmvae_np.optim import SGD, Adam, adam_step
 
 from strategies import BACKENDS  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
 
@@ -170,7 +170,7 @@ def test_adam_minimises_a_quadratic(backend):
 
 
 def _model_and_data(backend="numpy", seed=0):
-    ag.get_backend(backend).seed(seed)
+    ag.default_generator(backend).seed(seed)
     net = Sequential(Linear(3, 5, backend=backend), BatchNorm(5, backend=backend), Tanh(),
                      Linear(5, 1, backend=backend))
     rng = np.random.default_rng(seed)
@@ -339,3 +339,27 @@ def test_adam_and_sgd_update_the_parameter_in_place(backend):
             opt.step()
         assert p.data is data
         assert np.all(p.numpy() < 1.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-6)])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_fast_update_matches_the_textbook_adam_step(backend, dtype, rtol, weight_decay, monkeypatch):
+    """Adam's in-place, blocked update agrees with adam_step, the textbook lines it computes, step by
+    step (theta, m and v), and adam_step agrees with Algorithm 1 written out above."""
+    b = ag.get_backend(backend)
+    monkeypatch.setattr(b, "block_size", 4)  # (7, 3) goes as blocks of one row
+    rng = np.random.default_rng(4)
+    theta0 = rng.standard_normal((7, 3))
+    grads = [rng.standard_normal((7, 3)) for _ in range(4)]
+    p = param(theta0, backend, dtype)
+    opt = Adam([p], lr=0.05, weight_decay=weight_decay)
+    theta, m, v = b.asarray(theta0, dtype), b.asarray(np.zeros((7, 3)), dtype), b.asarray(np.zeros((7, 3)), dtype)
+    for t, g in enumerate(grads, start=1):
+        p.grad = b.asarray(g, dtype)
+        opt.step()
+        theta, m, v = adam_step(theta, b.asarray(g, dtype), m, v, t, lr=0.05, weight_decay=weight_decay)
+        for fast, plain in ((p.data, theta), (opt.state[0]["m"], m), (opt.state[0]["v"], v)):
+            np.testing.assert_allclose(b.to_numpy(fast), b.to_numpy(plain), rtol=rtol, atol=rtol * 1e-2)
+    want = adam_reference(theta0, grads, 0.05, 0.9, 0.999, 1e-8, weight_decay)[-1]
+    np.testing.assert_allclose(b.to_numpy(theta), want, rtol=1e-12 if dtype == "float64" else 1e-5)

@@ -212,7 +212,7 @@ def test_pretraining_lowers_the_autoencoder_loss():
     model = GMVAE(config, seed=0)
     x = ag.tensor(_data(config, 64, seed=5)).data
     before = autoencoder_loss(model, x).item()
-    rng = model.backend.rng
+    rng = model.rng
     after = pretrain_autoencoder(model, x, epochs=30, batch_size=16, lr=1e-2, rng=rng)
     assert after < before - 1.5                    # nats per point, from 5.7 at the start
     assert codes(model, x).shape == (64, config.Dx)
