@@ -237,16 +237,16 @@ class Trainer:
             print(f"{about}; {self.model.num_parameters():,} parameters; "
                   f"backend {self.backend.name} ({self.backend.device}); "
                   f"{self.steps_per_epoch} steps of {s.batch_size} per epoch", file=self.out, flush=True)
-        if self.pretrained is not None and self.rundir is not None:
-            self.rundir.write_json("pretrain.json", self.pretrained)
-        if self.pretrained is not None and self.verbose:
-            print(report_line(self.pretrained), file=self.out, flush=True)
         elif self.verbose and self.epoch > s.epochs:
             print(f"{self.run_dir} is complete ({s.epochs} epochs); nothing to do (give a larger --epochs to "
                   f"train on)", file=self.out, flush=True)
         elif self.verbose:
             print(f"resuming {self.run_dir} at epoch {self.epoch}, step {self.step_in_epoch} of "
                   f"{self.steps_per_epoch}", file=self.out, flush=True)
+        if self.pretrained is not None and self.rundir is not None:
+            self.rundir.write_json("pretrain.json", self.pretrained)
+        if self.pretrained is not None and self.verbose:
+            print(report_line(self.pretrained), file=self.out, flush=True)
         done = self.history or (read_metrics(self.run_dir / METRICS) if self.run_dir else [])
         record = done[-1] if done else {}
         while self.epoch <= s.epochs:

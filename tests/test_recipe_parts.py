@@ -222,8 +222,15 @@ def test_pretraining_lowers_the_autoencoder_loss():
 # -- inside training ------------------------------------------------------------------------------------
 
 def test_pretrained_run_reports_its_start_and_differs_from_a_plain_one(tmp_path):
-    quiet(tiny(pretrain_epochs=2), tmp_path / "pre").run()
-    quiet(tiny(), tmp_path / "plain").run()
+    pre = quiet(tiny(pretrain_epochs=2), tmp_path / "pre")
+    pre.run()
+    plain = quiet(tiny(), tmp_path / "plain")
+    plain.run()
+    # the first lines: the data set, then (pretrained only) the start; a new run never says "resuming"
+    said = {name: t.out.getvalue().splitlines() for name, t in (("pre", pre), ("plain", plain))}
+    assert said["pre"][1].startswith("pretrained the autoencoder for 2 epoch(s)")
+    assert said["plain"][1].startswith("epoch   1/3")
+    assert not any("resuming" in line for lines in said.values() for line in lines)
     report = json.loads((tmp_path / "pre" / "pretrain.json").read_text())
     assert report["epochs"] == 2 and report["converged"] is True
     assert set(report["eval"]) >= {"acc_paper", "nmi", "clusters_used"}
