@@ -210,6 +210,18 @@ def read_series(root: Path) -> list[dict] | None:
     return rows
 
 
+def read_all_series(runs_dir: Path, names, missing: list) -> dict:
+    """{name: read_series rows} for the series of ``names`` with a finished seed; the others go to missing."""
+    found = {}
+    for name in names:
+        rows = read_series(runs_dir / name)
+        if rows:
+            found[name] = rows
+        else:
+            missing.append(name)
+    return found
+
+
 def _mean_std(values) -> str:
     v = np.asarray(values, dtype=float)
     return f"{v.mean():.2f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.2f}"
@@ -499,13 +511,7 @@ def main(argv=None) -> int:
         if args.tables:
             print(f"\nmnist_diagnosis.png:\n{diagnosis_table(found, captions)}\n")
 
-    series = {}
-    for name in RECIPE:
-        rows = read_series(args.runs / name)
-        if rows:
-            series[name] = rows
-        else:
-            missing_all.append(name)
+    series = read_all_series(args.runs, RECIPE, missing_all)
     if PRESET_SERIES in series:     # the figures show the preset's first seed, the restart it kept
         first = series[PRESET_SERIES][0]
         chosen = plots.read_run(args.runs / PRESET_SERIES / f"seed{first['seed']}" / f"restart{first['chosen']}")
@@ -521,13 +527,7 @@ def main(argv=None) -> int:
         print(f"\nscreens of the recipe's parts:\n{screens}\n")
     missing_all += [name for name in SCREENS if not (args.runs / name / "metrics.jsonl").is_file()]
 
-    spirals = {}
-    for name in SPIRAL_RESTARTS:
-        rows = read_series(args.runs / name)
-        if rows:
-            spirals[name] = rows
-        else:
-            missing_all.append(name)
+    spirals = read_all_series(args.runs, SPIRAL_RESTARTS, missing_all)
     if spirals and args.tables:
         print(f"\nthe spiral with restarts:\n{spiral_restarts_table(spirals, captions)}\n")
         for name in SPIRAL_SELECTION:     # each data set apart: the criteria need not rank alike on both

@@ -7,18 +7,7 @@ import autograd_lite as ag
 from autograd_lite.norm import batch_norm, batch_norm_normalize
 
 from strategies import BACKENDS  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
-
-
-def host(a):
-    """NumPy copy of a Tensor or a backend array."""
-    if isinstance(a, ag.Tensor):
-        return a.numpy()
-    from autograd_lite.backend import backend_of_array
-    return backend_of_array(a).to_numpy(a)
-
-
-def as_tensor(array, backend, requires_grad=False):
-    return ag.tensor(np.asarray(array), requires_grad=requires_grad, backend=backend)
+from test_layers import as_tensor, host
 
 
 @pytest.mark.parametrize("backend", ["numpy", "strict"])

@@ -6,7 +6,6 @@ inside training: settings refused in one line, an annealed or pretrained run res
 ends bit-identical to an uninterrupted one, and a run without either computes exactly what it did
 before they existed.
 """
-import io
 import json
 import math
 import signal
@@ -17,14 +16,14 @@ from blas import one_blas_thread
 
 import autograd_lite as ag
 from gmvae_np import elbo
-from gmvae_np.model import GMVAE, GMVAEConfig
-from gmvae_np.presets import SettingsError, preset
+from gmvae_np.model import GMVAE
+from gmvae_np.presets import SettingsError
 from gmvae_np.pretrain import (autoencoder_loss, autoencoder_parameters, codes, fit_code_mixture,
                                init_prior_from_mixture, pretrain_autoencoder)
 from gmvae_np.schedule import annealed_weights, linear
-from gmvae_np.train import Trainer, TrainingInterrupted
+from gmvae_np.train import TrainingInterrupted
 from test_model import _data, _noise, gradcheck_objective, tiny_config
-from test_train import assert_same_state, final_state
+from test_train import assert_same_state, final_state, quiet, tiny
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,20 +32,9 @@ def _one_blas_thread():
         yield
 
 
-def tiny(**kw):
-    """A spiral run of 200 points, 12 steps of 16 per epoch, 3 epochs (as tests/test_train.py's)."""
-    base = dict(n_per_arm=40, epochs=3, batch_size=16, lr=3e-3, plots=False, log_every=5, seed=3)
-    base.update(kw)
-    return preset("spiral", **base)
-
-
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
-
-
-def quiet(settings, run_dir=None, **kw):
-    return Trainer(settings, run_dir, out=io.StringIO(), err=io.StringIO(), **kw)
 
 
 # -- the schedule ------------------------------------------------------------------------------------------
