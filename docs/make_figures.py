@@ -53,6 +53,11 @@ MNIST = {   # the rows of the paper's Table 1, one seed each, some shortened (do
     "mnist_fc-K16-M1": ("./run.sh mnist-fc --K 16 --epochs 80 --log-every 0 --no-plots", "K=16, M=1"),
     "mnist_fc-K16-M10": ("./run.sh mnist-fc --K 16 --mc 10 --epochs 1 --no-plots", "K=16, M=10"),
 }
+FAITHFUL = {   # the faithful preset on more seeds, for the comparison with the recipe (seed 1: mnist_fc-K10-M1)
+    "mnist_fc-K10-seeds2-3": ("./run.sh mnist-fc --K 10 --seeds 2-3 --jobs 2 --log-every 0 --no-plots",
+                              "faithful mnist_fc, K=10"),
+}
+FAITHFUL_SEED1 = "mnist_fc-K10-M1"
 DIAGNOSIS = {   # what stops the collapse: the balance term or the recipe's other settings? (seed 1, K = 10)
     "diag-faithful": ("./run.sh mnist-fc --K 10 --epochs 3 --no-plots", "faithful mnist_fc"),
     "diag-faithful-balance": ("./run.sh mnist-fc --K 10 --epochs 3 --balance 10 --no-plots",
@@ -79,6 +84,7 @@ RECIPE.update({
     "mnist_recipe-K16-seeds6-10": ("./run.sh mnist-recipe --K 16 --seeds 6-10",
                                    "recipe, K=16 (the preset), fresh seeds"),
 })
+DIGIT_SERIES = ("mnist_recipe-K10-entropy", "mnist_recipe-K10-seeds6-10", "mnist_recipe-K16-entropy")
 # the -entropy series share the screening of the first two; the fresh seeds have their own
 SELECTION_SERIES = ("mnist_recipe-K10", "mnist_recipe-K16", "mnist_recipe-K10-seeds6-10",
                     "mnist_recipe-K16-seeds6-10")
@@ -108,7 +114,7 @@ SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/result
 }
 SPIRAL_SELECTION = ("spiral-restarts", "spiral2-restarts")     # the -entropy series shares their screening
 RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "the spiral preset"),
-        **CV_ABLATION, **MI_ABLATION, **MNIST, **DIAGNOSIS, **RECIPE, **SCREENS, **SPIRAL_RESTARTS}
+        **CV_ABLATION, **MI_ABLATION, **MNIST, **FAITHFUL, **DIAGNOSIS, **RECIPE, **SCREENS, **SPIRAL_RESTARTS}
 
 MAX_BYTES = 300_000
 
@@ -270,6 +276,153 @@ def selection_table(series: dict, captions: dict) -> str:
                          + f" | {best} ({100 * acc[best]:.1f}) |")
     lines.append("| **kept minus the mean of the restarts, averaged** | | | "
                  + " | ".join(f"{100 * np.mean(h):+.1f} points" if h else "" for h in hits.values()) + " | |")
+    return "\n".join(lines)
+
+
+def digit_errors(proba: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Where a clustering's errors fall: each cluster is labelled with the majority class of its members;
+    returns, per class c, the share of class c's points in clusters labelled otherwise (NaN for a class
+    with no points), and the number of clusters labelled c (0 for a class that owns no cluster)."""
+    pred = np.asarray(proba).argmax(axis=1)
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.zeros((np.asarray(proba).shape[1], n_classes), dtype=np.int64)
+    np.add.at(counts, (pred, labels), 1)
+    used = counts.sum(axis=1) > 0
+    owner = np.where(used, counts.argmax(axis=1), -1)
+    right = np.array([counts[owner == c, c].sum() for c in range(n_classes)])
+    per_class = np.bincount(labels, minlength=n_classes)
+    errors = np.where(per_class > 0, 1.0 - right / np.maximum(per_class, 1), np.nan)   # NaN: class absent
+    return errors, np.bincount(owner[used], minlength=n_classes)
+
+
+def digit_errors_table(runs_dir: Path, series: dict, captions: dict) -> str | None:
+    """Per series of DIGIT_SERIES: each digit's error rate (mean over seeds) and the mean number of
+    clusters labelled with it, from the snapshot.npz of every seed's kept restart (the first images of the
+    test set). None when none of the series exists."""
+    lines = ["| run | seeds | " + " | ".join(f"{d}" for d in range(10)) + " |", "|---|---|" + "---|" * 10]
+    for name in DIGIT_SERIES:
+        errors, clusters = [], []
+        for r in series.get(name, []):
+            snap = plots.read_snapshot(runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}" / "snapshot.npz")
+            if snap is None or "labels" not in snap:
+                continue
+            e, c = digit_errors(snap["proba"], snap["labels"])
+            errors.append(e)
+            clusters.append(c)
+        if errors:
+            n = len(snap["labels"])
+            e, c = np.mean(errors, axis=0), np.mean(clusters, axis=0)
+            lines.append(f"| {captions[name]} ({n} test images) | {len(errors)} | "
+                         + " | ".join(f"{100 * e[d]:.0f} % ({c[d]:.1f})" for d in range(10)) + " |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
+def code_probes(x_mean: np.ndarray, proba: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
+    """What the model's codes (the means of q(x|y)) hold about the digits, with labels used only here, to
+    diagnose: the model's own clustering and k-means with as many clusters on the same codes, each scored
+    by majority labels; the 5-fold cross-validated accuracy of a linear classifier on the codes (all
+    classes, and 4 against 9)."""
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    def majority(pred):
+        errors, _ = digit_errors(np.eye(pred.max() + 1)[pred], labels)
+        return 1.0 - float(np.nansum(errors * np.bincount(labels, minlength=10))) / len(labels)
+
+    def probe(rows) -> float:     # NaN where a class has too few images for two folds
+        counts = np.bincount(labels[rows])
+        present = counts[counts > 0]
+        folds = min(5, int(present.min())) if present.size >= 2 else 0
+        if folds < 2:
+            return math.nan
+        classifier = LogisticRegression(max_iter=2000)
+        return float(cross_val_score(classifier, x_mean[rows], labels[rows], cv=folds).mean())
+
+    labels = np.asarray(labels, dtype=np.int64)
+    kmeans = KMeans(min(proba.shape[1], len(labels)), n_init=10, random_state=seed).fit_predict(x_mean)
+    return {"model": majority(np.asarray(proba).argmax(axis=1)), "kmeans": majority(kmeans),
+            "probe": probe(np.ones(len(labels), dtype=bool)), "probe_4_9": probe((labels == 4) | (labels == 9))}
+
+
+def codes_table(runs_dir: Path, series: dict, captions: dict) -> str | None:
+    """Per series of DIGIT_SERIES, means over seeds of :func:`code_probes` on the kept restarts' snapshots."""
+    lines = ["| run | seeds | model's clusters (majority labels) | k-means on its codes, same K | "
+             "linear classifier on its codes | 4 against 9 |", "|---|---|---|---|---|---|"]
+    for name in DIGIT_SERIES:
+        found = []
+        for r in series.get(name, []):
+            snap = plots.read_snapshot(runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}" / "snapshot.npz")
+            if snap is not None and "labels" in snap and "x_mean" in snap:
+                found.append(code_probes(snap["x_mean"], snap["proba"], snap["labels"]))
+        if found:
+            mean = {key: 100 * np.mean([f[key] for f in found]) for key in found[0]}
+            lines.append(f"| {captions[name]} | {len(found)} | {mean['model']:.1f} | {mean['kmeans']:.1f} | "
+                         f"{mean['probe']:.1f} | {mean['probe_4_9']:.1f} |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
+def climb_table(runs_dir: Path, series: dict, captions: dict, every: int = 5) -> str | None:
+    """Per series of DIGIT_SERIES: the kept restarts' accuracy (paper's criterion), mean over seeds, at
+    every ``every``-th epoch; and each seed's gain over the second half of its training."""
+    rows = {}
+    for name in DIGIT_SERIES:
+        curves = []
+        for r in series.get(name, []):
+            metrics = plots.read_metrics(runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}" / "metrics.jsonl")
+            curves.append({m["epoch"]: 100 * m["eval"]["acc_paper"] for m in metrics if "eval" in m})
+        if curves:
+            rows[name] = curves
+    if not rows:
+        return None
+    last = min(max(c) for curves in rows.values() for c in curves)
+    every = max(1, min(every, last // 2))
+    epochs = list(range(every, last + 1, every))
+    half = epochs[(len(epochs) - 1) // 2]
+    lines = ["| run | seeds | " + " | ".join(f"epoch {e}" for e in epochs) + f" | gain from epoch {half} to {last}, per seed |",
+             "|---|---|" + "---|" * (len(epochs) + 1)]
+    for name, curves in rows.items():
+        lines.append(f"| {captions[name]} | {len(curves)} | "
+                     + " | ".join(f"{np.mean([c[e] for c in curves]):.1f}" for e in epochs) + " | "
+                     + ", ".join(f"{c[last] - c[half]:+.1f}" for c in curves) + " |")
+    return "\n".join(lines)
+
+
+def faithful_table(runs_dir: Path, captions: dict) -> str | None:
+    """The faithful preset's seeds: seed 1 (FAITHFUL_SEED1), then each seed of the FAITHFUL series, at the
+    epoch they have reached; mean ± std over the seeds that ran every epoch. None when no seed exists."""
+    runs = []
+    found, _ = existing(runs_dir, [FAITHFUL_SEED1])
+    if found:
+        runs.append((1, found[FAITHFUL_SEED1]))
+    for name in FAITHFUL:
+        try:
+            seeds = json.loads((runs_dir / name / "seeds.json").read_text())["seeds"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for seed in seeds:
+            more, _ = existing(runs_dir / name, [f"seed{seed}"])
+            runs += [(seed, run) for run in more.values()]
+    if not runs:
+        return None
+    caption = captions[next(iter(FAITHFUL))]
+    lines = ["| run | seed | epochs | acc. (paper's criterion) | Hungarian acc. | NMI | ARI | clusters used | "
+             "test -ELBO | wall time |", "|---|---|---|---|---|---|---|---|---|---|"]
+    done = []
+    for seed, run in runs:
+        ev = final_eval(run)
+        total, _ = wall_seconds(run.path)
+        lines.append(f"| {caption} | {seed} | {ev['epoch']} | {100 * ev['acc_paper']:.2f} | "
+                     f"{100 * ev['acc_hungarian']:.2f} | {ev['nmi']:.3f} | {ev['ari']:.3f} | {ev['clusters_used']} | "
+                     f"{ev['neg_elbo']:.1f} | {(total or 0.0) / 60:.0f} min |")
+        if ev["epoch"] == run.config.get("settings", {}).get("epochs"):
+            done.append(ev)
+    if done:
+        col = {k: [ev[k] for ev in done] for k in ("acc_paper", "acc_hungarian", "nmi", "ari", "clusters_used")}
+        lines.append(f"| **{caption}: mean ± std over the {len(done)} seeds that ran every epoch** | | | "
+                     f"**{_mean_std(100 * np.asarray(col['acc_paper']))}** | "
+                     f"{_mean_std(100 * np.asarray(col['acc_hungarian']))} | {_mean_std(col['nmi'])} | "
+                     f"{_mean_std(col['ari'])} | {_mean_std(col['clusters_used'])} | | |")
     return "\n".join(lines)
 
 
@@ -521,6 +674,22 @@ def main(argv=None) -> int:
         print(f"\nMNIST recipe:\n{recipe_table(series, captions)}\n")
         screened = {name: rows for name, rows in series.items() if name in SELECTION_SERIES}
         print(f"\nchoosing among restarts:\n{selection_table(screened, captions)}\n")
+
+    if series and args.tables:
+        digits = digit_errors_table(args.runs, series, captions)
+        if digits:
+            print(f"\nerrors by digit (share of each digit's images in clusters labelled otherwise, and "
+                  f"clusters labelled with it):\n{digits}\n")
+        climb = climb_table(args.runs, series, captions)
+        if climb:
+            print(f"\nthe kept restarts' accuracy as they train:\n{climb}\n")
+        codes = codes_table(args.runs, series, captions)
+        if codes:
+            print(f"\nwhat the codes hold (accuracy, %, on the snapshot's test images):\n{codes}\n")
+    faithful = faithful_table(args.runs, captions)
+    if faithful and args.tables:
+        print(f"\nthe faithful preset over seeds:\n{faithful}\n")
+    missing_all += [name for name in FAITHFUL if not (args.runs / name / "seeds.json").is_file()]
 
     screens = screen_table(args.runs)
     if screens and args.tables:

@@ -76,6 +76,9 @@ def runs(tmp_path_factory, make_figures):
         _tiny_images(root / name)
     _tiny_recipe_series(root / "mnist_recipe-K10")
     _tiny_recipe_series(root / "mnist_recipe-K10-entropy")
+    faithful = root / "mnist_fc-K10-seeds2-3"         # a series with one of its two seeds trained
+    _tiny_images(faithful / "seed2")
+    (faithful / "seeds.json").write_text(json.dumps({"seeds": [2, 3]}))
     return root
 
 
@@ -101,6 +104,35 @@ def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, c
     rows = [line for line in printed.out.splitlines() if line.startswith("| recipe, K=10, kept by train_elbo | ")]
     assert [line.split("|")[2].strip() for line in rows] == ["1", "2", "1", "2"]   # results, then selection
     assert "mean ± std over 2 seeds" in printed.out and "kept by train_elbo" in printed.out
+    # the faithful preset: seed 1 from its own run, seed 2 from the series, seed 3 not trained yet
+    assert "| faithful mnist_fc, K=10 | 1 | 1 |" in printed.out
+    assert "| faithful mnist_fc, K=10 | 2 | 1 |" in printed.out
+    assert "| faithful mnist_fc, K=10 | 3 |" not in printed.out
+    assert "mean ± std over the 2 seeds that ran every epoch" in printed.out
+    assert "| recipe, K=10 (the preset) (10 test images) | 2 |" in printed.out     # errors by digit
+    assert "| recipe, K=10 (the preset) | 2 | " in printed.out and "gain from epoch" in printed.out   # climb
+    assert re.search(r"\| recipe, K=10 \(the preset\) \| 2 \| \d+\.\d \| \d+\.\d \| nan \| nan \|", printed.out)
+
+
+def test_digit_errors_count_each_digit_outside_the_clusters_it_labels(make_figures):
+    # cluster 0: three 0s and a 1 (labelled 0); cluster 1: two 1s (labelled 1); cluster 2: two 2s and a 3
+    pred = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3])
+    errors, clusters = make_figures.digit_errors(np.eye(4)[pred], labels)
+    np.testing.assert_allclose(errors[:4], [0.0, 1 / 3, 0.0, 1.0])
+    assert clusters.tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert np.isnan(errors[4:]).all()      # digits absent from the sample have no error rate
+
+
+def test_code_probes_read_separated_codes_and_see_a_clustering_that_merges_two_digits(make_figures):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 20)
+    codes = 4.0 * np.eye(10)[labels] + 0.3 * rng.standard_normal((200, 10))
+    merged = np.where(labels == 9, 4, labels)          # the model puts the 9s with the 4s
+    found = make_figures.code_probes(codes, np.eye(10)[merged], labels)
+    assert found["probe"] == pytest.approx(1.0) and found["probe_4_9"] == pytest.approx(1.0)
+    assert found["kmeans"] == pytest.approx(1.0)
+    assert found["model"] == pytest.approx(0.9)
 
 
 def test_epoch_table_keeps_the_first_epochs_then_every_tenth_and_the_last(make_figures, tmp_path):
