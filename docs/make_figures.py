@@ -243,7 +243,7 @@ def recipe_table(series: dict, captions: dict) -> str:
             lines.append(f"| {captions[name]} | {r['seed']} | {r['chosen']} | {ev['epoch']} | "
                          f"{100 * ev['acc_paper']:.2f} | {100 * ev['acc_hungarian']:.2f} | {ev['nmi']:.3f} | "
                          f"{ev['ari']:.3f} | {ev['clusters_used']} | {r['seconds'] / 60:.0f} min |")
-        if rows:
+        if len(rows) > 1:
             col = {k: [r["final"][k] for r in rows] for k in ("acc_paper", "acc_hungarian", "nmi", "ari",
                                                               "clusters_used")}
             lines.append(f"| **{captions[name]}: mean ± std over {len(rows)} seeds** | | | | "
