@@ -413,12 +413,13 @@ def faithful_table(runs_dir: Path, captions: dict) -> str | None:
         ev = final_eval(run)
         total, _ = wall_seconds(run.path)
         lines.append(f"| {caption} | {seed} | {ev['epoch']} | {100 * ev['acc_paper']:.2f} | "
-                     f"{100 * ev['acc_hungarian']:.2f} | {ev['nmi']:.3f} | {ev['ari']:.3f} | {ev['clusters_used']} | "
-                     f"{ev['neg_elbo']:.1f} | {(total or 0.0) / 60:.0f} min |")
+                     f"{100 * ev['acc_hungarian']:.2f} | {ev['nmi']:.3f} | {ev.get('ari', math.nan):.3f} | "
+                     f"{ev['clusters_used']} | {ev['neg_elbo']:.1f} | {(total or 0.0) / 60:.0f} min |")
         if ev["epoch"] == run.config.get("settings", {}).get("epochs"):
             done.append(ev)
     if done:
-        col = {k: [ev[k] for ev in done] for k in ("acc_paper", "acc_hungarian", "nmi", "ari", "clusters_used")}
+        col = {k: [ev.get(k, math.nan) for ev in done] for k in ("acc_paper", "acc_hungarian", "nmi", "ari",
+                                                                  "clusters_used")}   # runs before ARI: NaN
         lines.append(f"| **{caption}: mean ± std over the {len(done)} seeds that ran every epoch** | | | "
                      f"**{_mean_std(100 * np.asarray(col['acc_paper']))}** | "
                      f"{_mean_std(100 * np.asarray(col['acc_hungarian']))} | {_mean_std(col['nmi'])} | "
