@@ -362,6 +362,52 @@ def codes_table(runs_dir: Path, series: dict, captions: dict) -> str | None:
     return "\n".join(lines) if len(lines) > 2 else None
 
 
+def shift_image(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Images (..., H, W) moved dx pixels right and dy down, the uncovered border filled with zeros."""
+    out = np.zeros_like(images)
+    H, W = images.shape[-2:]
+    out[..., max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+        images[..., max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+    return out
+
+
+def moved_by_shifts(model, images: np.ndarray, steps=(1, 2)) -> list[float]:
+    """For each step s, the share of images whose predicted cluster changes when the image moves s pixels
+    left, right, up or down (mean over the four directions). ``images`` (n, H, W) or (n, C, H, W)."""
+    def predict(batch):
+        return np.asarray(model.predict(batch.reshape((len(batch),) + model.config.input_shape)).data)
+
+    base = predict(images)
+    return [float(np.mean([np.mean(predict(shift_image(images, dx, dy)) != base)
+                           for dx, dy in ((s, 0), (-s, 0), (0, s), (0, -s))])) for s in steps]
+
+
+def shift_table(runs_dir: Path, series: dict, captions: dict, steps=(1, 2)) -> str | None:
+    """Per series of DIGIT_SERIES: how many of the snapshot's test images change cluster when moved by
+    1 or 2 pixels, mean over the seeds' kept restarts (their checkpoints/last.npz)."""
+    from gmvae_np import load_checkpoint, restore
+    from gmvae_np.model import GMVAE, GMVAEConfig
+
+    lines = ["| run | seeds | " + " | ".join(f"moved {s} pixel{'s' * (s > 1)}: cluster changes" for s in steps)
+             + " |", "|---|---|" + "---|" * len(steps)]
+    for name in DIGIT_SERIES:
+        found = []
+        for r in series.get(name, []):
+            run_dir = runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}"
+            snap = plots.read_snapshot(run_dir / "snapshot.npz")
+            if snap is None or snap["y"].ndim < 3 or not (run_dir / "checkpoints" / "last.npz").is_file():
+                continue
+            checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.npz")
+            model = GMVAE(GMVAEConfig.from_dict(checkpoint.config["model"]))
+            restore(checkpoint, model)
+            model.eval()
+            found.append(moved_by_shifts(model, snap["y"], steps))
+        if found:
+            lines.append(f"| {captions[name]} ({len(snap['y'])} test images) | {len(found)} | "
+                         + " | ".join(f"{100 * v:.0f} %" for v in np.mean(found, axis=0)) + " |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
 def climb_table(runs_dir: Path, series: dict, captions: dict, every: int = 5) -> str | None:
     """Per series of DIGIT_SERIES: the kept restarts' accuracy (paper's criterion), mean over seeds, at
     every ``every``-th epoch; and each seed's gain over the second half of its training."""
@@ -684,6 +730,9 @@ def main(argv=None) -> int:
         climb = climb_table(args.runs, series, captions)
         if climb:
             print(f"\nthe kept restarts' accuracy as they train:\n{climb}\n")
+        shifts = shift_table(args.runs, series, captions)
+        if shifts:
+            print(f"\nclusters under small shifts of the image:\n{shifts}\n")
         codes = codes_table(args.runs, series, captions)
         if codes:
             print(f"\nwhat the codes hold (accuracy, %, on the snapshot's test images):\n{codes}\n")

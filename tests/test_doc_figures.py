@@ -111,6 +111,7 @@ def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, c
     assert "mean ± std over the 2 seeds that ran every epoch" in printed.out
     assert "| recipe, K=10 (the preset) (10 test images) | 2 |" in printed.out     # errors by digit
     assert "| recipe, K=10 (the preset) | 2 | " in printed.out and "gain from epoch" in printed.out   # climb
+    assert "| recipe, K=10 (the preset) (10 test images) | 2 | " in printed.out.split("small shifts")[1]
     assert re.search(r"\| recipe, K=10 \(the preset\) \| 2 \| \d+\.\d \| \d+\.\d \| nan \| nan \|", printed.out)
 
 
@@ -122,6 +123,30 @@ def test_digit_errors_count_each_digit_outside_the_clusters_it_labels(make_figur
     np.testing.assert_allclose(errors[:4], [0.0, 1 / 3, 0.0, 1.0])
     assert clusters.tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
     assert np.isnan(errors[4:]).all()      # digits absent from the sample have no error rate
+
+
+def test_shift_image_moves_pixels_and_fills_the_border_with_zeros(make_figures):
+    image = np.arange(1, 26, dtype=np.float32).reshape(1, 5, 5)
+    right = make_figures.shift_image(image, 1, 0)
+    np.testing.assert_array_equal(right[0, :, 1:], image[0, :, :-1])
+    assert not right[0, :, 0].any()
+    up = make_figures.shift_image(image, 0, -2)
+    np.testing.assert_array_equal(up[0, :3], image[0, 2:])
+    assert not up[0, 3:].any()
+
+
+def test_moved_by_shifts_counts_the_images_whose_cluster_changes(make_figures):
+    class RightHalf:      # cluster 1 when the brightest pixel is in column 14 or right of it
+        config = type("Config", (), {"input_shape": (1, 28, 28)})
+
+        def predict(self, y):
+            columns = np.argmax(y.reshape(len(y), 784), axis=1) % 28
+            return type("T", (), {"data": (columns >= 14).astype(np.int64)})
+
+    images = np.zeros((2, 1, 28, 28), dtype=np.float32)
+    images[0, 0, 10, 14] = 1.0        # moves to cluster 0 when shifted left, by one pixel or two
+    images[1, 0, 10, 3] = 1.0         # stays in cluster 0 whichever way it moves
+    assert make_figures.moved_by_shifts(RightHalf(), images) == [pytest.approx(0.125), pytest.approx(0.125)]
 
 
 def test_code_probes_read_separated_codes_and_see_a_clustering_that_merges_two_digits(make_figures):
