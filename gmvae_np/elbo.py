@@ -47,7 +47,7 @@ from autograd_lite import functional as F
 TERMS = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consistency_violation")
 VARIANTS = ("cv", "mi")
 # The weights each variant's objective (below) reads; the others play no part in it.
-VARIANT_WEIGHTS = {"cv": ("alpha", "eta", "balance"), "mi": ("lam", "balance")}
+VARIANT_WEIGHTS = {"cv": ("alpha", "eta", "balance", "invariance"), "mi": ("lam", "balance")}
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
@@ -165,22 +165,30 @@ def batch_balance(log_cluster_probs):
     return F.categorical_kl(log_p_bar, -math.log(K))
 
 
+def assignment_invariance(log_q, log_q_moved):
+    """mean_b KL( q(z|y_b) || q(z|T y_b) ): how far each point's cluster assignment moves when its image
+    is moved a little (T: a shift by a few pixels, :func:`gmvae_np.augment.shift_images`).  A scalar."""
+    return ag.mean(F.categorical_kl(log_q, log_q_moved))
+
+
 def negative_elbo(terms: dict):
     """The negative ELBO per data point: the sum of the four ELBO terms (no eta, alpha or lambda)."""
     return terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"] + terms["z_prior"]
 
 
 def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0, lam: float = 0.0,
-              balance: float = 0.0, batch_kl=None, kl: float = 1.0):
+              balance: float = 0.0, batch_kl=None, kl: float = 1.0, invariance: float = 0.0, moved_kl=None):
     """The scalar training objective (minimised): a batch mean of the terms, weighted per variant.
 
     cv: mean_b( reconstruction + kl (conditional_prior + w_prior + eta z_prior) + alpha consistency_violation )
     mi: mean_b( reconstruction + kl (conditional_prior + w_prior) ) + kl max(lam, mean_b(z_prior))
     and, for both, + balance * batch_kl with batch_kl = :func:`batch_balance` (the term is left out
-    when balance is 0). ``kl`` weighs the three KL terms together: 1 is the ELBO's own weight, and a
+    when balance is 0), and, for cv, + invariance * moved_kl with moved_kl = :func:`assignment_invariance`
+    (left out when invariance is 0). ``kl`` weighs the three KL terms together: 1 is the ELBO's own weight, and a
     KL warm-up (gmvae_np.schedule) raises it from below 1 during the first epochs.
     """
     alpha, eta, lam, balance, kl = float(alpha), float(eta), float(lam), float(balance), float(kl)
+    invariance = float(invariance)
 
     def weighted(t):                                   # kl * t, and t itself (the same floats) at kl = 1
         return t if kl == 1.0 else kl * t
@@ -199,4 +207,9 @@ def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0
         if batch_kl is None:
             raise ValueError("objective: balance > 0 needs batch_kl = batch_balance(log cluster probabilities)")
         total = total + balance * batch_kl
+    if invariance:
+        if variant != "cv" or moved_kl is None:
+            raise ValueError("objective: invariance > 0 needs the cv variant and moved_kl = "
+                             "assignment_invariance(log q(z|y), log q(z|moved y))")
+        total = total + invariance * moved_kl
     return total

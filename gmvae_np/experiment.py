@@ -41,11 +41,15 @@ def model_config(settings: Settings, data: Dataset):
     from .model import GMVAEConfig
 
     likelihood = data.likelihood if settings.likelihood == "auto" else settings.likelihood
+    if settings.invariance and data.image_shape is None:
+        raise SettingsError(f"--invariance moves images a few pixels, but {data.name} has rows of "
+                            f"{data.n_features} features, not images; leave --invariance out")
     try:
         return GMVAEConfig(input_shape=tuple(int(s) for s in data.x_train.shape[1:]), arch=settings.arch,
                            likelihood=likelihood, K=settings.K, Dx=settings.Dx, Dw=settings.Dw,
                            hidden=settings.hidden, variant=settings.variant, alpha=settings.alpha,
                            eta=settings.eta, lam=settings.lam, balance=settings.balance, mc=settings.mc,
-                           dtype=settings.dtype)
+                           dtype=settings.dtype, invariance=settings.invariance, shift=settings.shift,
+                           image_shape=data.image_shape if settings.invariance else None)
     except (ValueError, TypeError) as e:  # the config's own validation: a settings problem
         raise SettingsError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None

@@ -42,6 +42,7 @@ from autograd_lite import functional as F
 from autograd_lite.backend import get_backend
 
 from . import elbo
+from .augment import draw_shifts, shift_images
 from .diagnostics import batch_diagnostics
 from .layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, Linear, Module, ReLU, Reshape, Sequential,
                      Tanh)
@@ -79,6 +80,8 @@ class GMVAEConfig:
     eta          weight of the z-prior term (cv)
     lam          minimum-information threshold lambda on the z-prior KL (mi)
     balance      weight of the batch balance term KL(mean_b p(z|.) || pi) (both variants; 0 = off)
+    invariance   weight of the invariance term -log sum_k q(z=k|y) q(z=k|y moved) (cv; 0 = off), moves up
+                 to ``shift`` pixels each way of images of ``image_shape`` (C, H, W) (gmvae_np.augment)
     mc           number M of Monte Carlo samples of (x, w) per data point
     dtype        "float32" or "float64" for the parameters and the computation
     """
@@ -97,6 +100,9 @@ class GMVAEConfig:
     balance: float = 0.0
     mc: int = 1
     dtype: str = "float32"
+    invariance: float = 0.0
+    shift: int = 2
+    image_shape: tuple | None = None
 
     def __post_init__(self):
         shape = self.input_shape
@@ -119,15 +125,30 @@ class GMVAEConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"GMVAEConfig.{name} must be a positive int; got {value!r}")
-        for name in ("alpha", "eta", "lam", "balance"):
+        for name in ("alpha", "eta", "lam", "balance", "invariance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value < 0:
                 raise ValueError(f"GMVAEConfig.{name} must be a finite number >= 0; got {value!r}")
             setattr(self, name, float(value))
+        if self.invariance:
+            self._check_invariance()
         if self.arch == "conv" and self.input_shape not in CONV_INPUT_SHAPES:
             raise ValueError(f"GMVAEConfig.arch='conv' needs input_shape (1, 28, 28) (its kernels fit 28x28 "
                              f"images); got {self.input_shape}: use arch='fc' for other shapes")
+
+    def _check_invariance(self) -> None:
+        if self.variant != "cv":
+            raise ValueError("GMVAEConfig.invariance needs the cv variant (its q(z|y) head); got variant "
+                             f"{self.variant!r}")
+        shape = self.image_shape if self.image_shape is not None else self.input_shape
+        if len(shape) != 3 or math.prod(shape) != self.input_size:
+            raise ValueError(f"GMVAEConfig.invariance moves images: give image_shape (C, H, W) with "
+                             f"{self.input_size} values for input_shape {self.input_shape}; got {shape}")
+        self.image_shape = tuple(int(n) for n in shape)
+        if not _is_int(self.shift) or not 1 <= self.shift < min(shape[1:]):
+            raise ValueError(f"GMVAEConfig.shift must be a whole number of pixels from 1 to "
+                             f"{min(shape[1:]) - 1}; got {self.shift!r}")
 
     @property
     def input_size(self) -> int:
@@ -137,6 +158,8 @@ class GMVAEConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["input_shape"] = list(self.input_shape)
+        if self.image_shape is not None:
+            d["image_shape"] = list(self.image_shape)
         return d
 
     @classmethod
@@ -151,6 +174,8 @@ class GMVAEConfig:
                              f"known settings are {', '.join(sorted(known))}")
         if "input_shape" not in d:
             raise ValueError("GMVAEConfig.from_dict: 'input_shape' is required")
+        if d.get("image_shape") is not None:
+            d = {**d, "image_shape": tuple(d["image_shape"])}
         return cls(**d)
 
 
@@ -294,9 +319,10 @@ class GMVAE(Module):
         if noise is None:
             rng = self._generator(rng)
             return {k: Tensor(rng.normal(s, dtype=c.dtype), b) for k, s in shapes.items()}
-        if not isinstance(noise, dict) or set(noise) != set(shapes):
+        if not isinstance(noise, dict) or set(noise) - {"shift"} != set(shapes):
             raise ValueError(f"noise must be a dict with keys 'x' and 'w' (standard normal arrays of shapes "
-                             f"{shapes['x']} and {shapes['w']}); got {noise!r:.80}")
+                             f"{shapes['x']} and {shapes['w']}), and 'shift' for the invariance term; got "
+                             f"{noise!r:.80}")
         out = {}
         for k, s in shapes.items():
             a = noise[k]
@@ -335,12 +361,12 @@ class GMVAE(Module):
         (the weight of the KL terms, 1 by default), as an annealing schedule gives them (gmvae_np.schedule).
         """
         c = self.config
-        w = {"alpha": c.alpha, "eta": c.eta, "lam": c.lam, "balance": c.balance}
+        w = {"alpha": c.alpha, "eta": c.eta, "lam": c.lam, "balance": c.balance, "invariance": c.invariance}
         if weights:
             unknown = sorted(set(weights) - set(w) - {"kl"})
             if unknown:
                 raise ValueError(f"loss: unknown weight(s) {', '.join(unknown)}; the objective's weights are "
-                                 f"alpha, eta, lam, balance and kl")
+                                 f"alpha, eta, lam, balance, invariance and kl")
             w.update(weights)
         y, q, x, prior_mean, prior_logvar, decoded = self._forward(y, noise, rng)
         B = y.shape[0]
@@ -359,10 +385,30 @@ class GMVAE(Module):
             "consistency_violation": elbo.consistency_violation(log_p_z),
         }
         batch_kl = elbo.batch_balance(log_cluster) if w["balance"] else None
-        objective = elbo.objective(terms, c.variant, **w, batch_kl=batch_kl)
+        moved_kl = self._moved_kl(y, log_cluster, noise, rng) if w["invariance"] else None
+        objective = elbo.objective(terms, c.variant, **w, batch_kl=batch_kl, moved_kl=moved_kl)
         return LossResult(objective=objective, terms={k: v.detach() for k, v in terms.items()},
                           neg_elbo=elbo.negative_elbo(terms).detach(),
                           diagnostics=batch_diagnostics(log_cluster, kl_k))
+
+    def _moved_kl(self, y: Tensor, log_cluster: Tensor, noise, rng) -> Tensor:
+        """elbo.assignment_agreement between y and a copy of it with each image moved by up to
+        ``config.shift`` pixels each way: by noise["shift"] (B, 2) when given, else by moves drawn after
+        the reparameterisation noise."""
+        c, b = self.config, self._backend
+        if c.image_shape is None:
+            raise ValueError("loss: an invariance weight needs GMVAEConfig.image_shape, the shape of the "
+                             "images to move")
+        if noise is not None and "shift" in noise:
+            shifts = b.asarray(noise["shift"], dtype="int64")
+            if tuple(shifts.shape) != (y.shape[0], 2):
+                raise ValueError(f"noise['shift'] has shape {tuple(shifts.shape)}; expected (batch, 2) = "
+                                 f"{(y.shape[0], 2)}")
+        else:
+            shifts = draw_shifts(self._generator(rng), y.shape[0], c.shift)
+        moved = shift_images(y, shifts, c.image_shape)
+        log_moved = ag.log_softmax(self._encode(moved)["z_logits"], axis=-1)
+        return elbo.assignment_invariance(log_cluster, log_moved)
 
     # -- inference (no graph; the train/eval mode is the caller's) ------------------------------------
     def encode(self, y) -> dict:

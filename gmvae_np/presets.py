@@ -102,6 +102,10 @@ class Settings:
     lam: float = _s(0.5, "free-bits threshold lambda of the z prior (mi variant; main.lua -lambda)")
     balance: float = _s(0.0, "weight of the batch balance term KL(mean of p(z|.) over the batch || "
                              "uniform), against collapse into few clusters (both variants; 0 = off)")
+    invariance: float = _s(0.0, "weight of the invariance term KL(q(z|y) || q(z|y moved by up to --shift pixels)), "
+                                "which asks an image and its moved copy for one cluster (cv variant, image "
+                                "data; 0 = off)")
+    shift: int = _s(2, "with --invariance: the largest move, in pixels, each way")
     mc: int = _s(1, "Monte Carlo samples M of x and w per data point (main.lua -nMC)")
     dtype: str = _s("float32", "floating-point type of parameters and data", choices=("float32", "float64"))
 
@@ -174,7 +178,7 @@ class Settings:
             if choices and value not in choices:
                 raise SettingsError(f"{flag(f.name)} must be one of {', '.join(choices)}; got {value!r}")
         ints_positive = ("n_per_arm", "K", "Dx", "Dw", "hidden", "mc", "epochs", "batch_size", "eval_every",
-                         "restarts", "restart_epochs")
+                         "restarts", "restart_epochs", "shift")
         for name in ints_positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -190,7 +194,7 @@ class Settings:
                                 f"got {self.K}")
         if not _finite_number(self.lr) or self.lr <= 0:
             raise SettingsError(f"--lr must be a positive number; got {self.lr!r}")
-        for name in ("alpha", "eta", "lam", "balance", "curl", "kl_start"):
+        for name in ("alpha", "eta", "lam", "balance", "curl", "kl_start", "invariance"):
             value = getattr(self, name)
             if not _finite_number(value) or value < 0:
                 raise SettingsError(f"{flag(name)} must be a number >= 0; got {value!r}")
@@ -200,6 +204,9 @@ class Settings:
             if self.variant != "cv":
                 raise SettingsError("--eta-start anneals the cv variant's z-prior weight, which the mi variant "
                                     "does not have; leave it out or add --variant cv")
+        if self.invariance and self.variant != "cv":
+            raise SettingsError("--invariance compares the cv variant's q(z|y) for an image and its moved copy; "
+                                "the mi variant has no q(z|y): leave it out or add --variant cv")
         if not self.anneal_epochs and (self.kl_start != 1.0 or self.eta_start is not None):
             given = "--kl-start" if self.kl_start != 1.0 else "--eta-start"
             raise SettingsError(f"{given} sets where an annealed weight starts: give the annealing's length "
