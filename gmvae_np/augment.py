@@ -1,4 +1,5 @@
-"""Moved copies of images, for the invariance term (elbo.assignment_invariance; docs/gmvae.md, section 10).
+"""Moved copies of images, for the invariance term (elbo.assignment_agreement; docs/gmvae.md,
+section 10).
 
 A digit moved a pixel or two is the same digit. ``shift_images`` moves each image of a batch by its own
 whole number of pixels, filling the uncovered border with zeros, on whichever backend holds the batch,

@@ -165,10 +165,20 @@ def batch_balance(log_cluster_probs):
     return F.categorical_kl(log_p_bar, -math.log(K))
 
 
-def assignment_invariance(log_q, log_q_moved):
-    """mean_b KL( q(z|y_b) || q(z|T y_b) ): how far each point's cluster assignment moves when its image
-    is moved a little (T: a shift by a few pixels, :func:`gmvae_np.augment.shift_images`).  A scalar."""
-    return ag.mean(F.categorical_kl(log_q, log_q_moved))
+def assignment_agreement(log_q, log_q_moved):
+    """mean_b -log sum_k q(z=k|y_b) q(z=k|T y_b): how unlikely it is that an image and its moved copy
+    (T: a shift by a few pixels, :func:`gmvae_np.augment.shift_images`) are drawn into the same cluster.
+    A scalar.
+
+    log_q, log_q_moved: log q(z|y) and log q(z|T y), (B, K); the sum is a logsumexp of log_q + log_q_moved.
+    It is 0 only when both are the same one-hot assignment, and log K when both are uniform, so unlike
+    KL(q(z|y) || q(z|T y)), which is 0 for any pair of equal assignments, uniform ones included, it cannot
+    be met by giving up on clustering. With the batch balance term, which keeps every cluster in use, it
+    is the mutual information between the clusters of an image and of its moved copy, as in invariant
+    information clustering (Ji et al., 2019), written for the GMVAE's q(z|y). Not an ELBO term: the bound
+    treats a moved digit as another observation (docs/gmvae.md, section 10). The gradient reaches both.
+    """
+    return -ag.mean(ag.logsumexp(log_q + log_q_moved, axis=-1))
 
 
 def negative_elbo(terms: dict):
@@ -183,7 +193,7 @@ def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0
     cv: mean_b( reconstruction + kl (conditional_prior + w_prior + eta z_prior) + alpha consistency_violation )
     mi: mean_b( reconstruction + kl (conditional_prior + w_prior) ) + kl max(lam, mean_b(z_prior))
     and, for both, + balance * batch_kl with batch_kl = :func:`batch_balance` (the term is left out
-    when balance is 0), and, for cv, + invariance * moved_kl with moved_kl = :func:`assignment_invariance`
+    when balance is 0), and, for cv, + invariance * moved_kl with moved_kl = :func:`assignment_agreement`
     (left out when invariance is 0). ``kl`` weighs the three KL terms together: 1 is the ELBO's own weight, and a
     KL warm-up (gmvae_np.schedule) raises it from below 1 during the first epochs.
     """
@@ -210,6 +220,6 @@ def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0
     if invariance:
         if variant != "cv" or moved_kl is None:
             raise ValueError("objective: invariance > 0 needs the cv variant and moved_kl = "
-                             "assignment_invariance(log q(z|y), log q(z|moved y))")
+                             "assignment_agreement(log q(z|y), log q(z|moved y))")
         total = total + invariance * moved_kl
     return total

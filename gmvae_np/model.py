@@ -408,7 +408,7 @@ class GMVAE(Module):
             shifts = draw_shifts(self._generator(rng), y.shape[0], c.shift)
         moved = shift_images(y, shifts, c.image_shape)
         log_moved = ag.log_softmax(self._encode(moved)["z_logits"], axis=-1)
-        return elbo.assignment_invariance(log_cluster, log_moved)
+        return elbo.assignment_agreement(log_cluster, log_moved)
 
     # -- inference (no graph; the train/eval mode is the caller's) ------------------------------------
     def encode(self, y) -> dict:

@@ -102,9 +102,9 @@ class Settings:
     lam: float = _s(0.5, "free-bits threshold lambda of the z prior (mi variant; main.lua -lambda)")
     balance: float = _s(0.0, "weight of the batch balance term KL(mean of p(z|.) over the batch || "
                              "uniform), against collapse into few clusters (both variants; 0 = off)")
-    invariance: float = _s(0.0, "weight of the invariance term KL(q(z|y) || q(z|y moved by up to --shift pixels)), "
-                                "which asks an image and its moved copy for one cluster (cv variant, image "
-                                "data; 0 = off)")
+    invariance: float = _s(0.0, "weight of the invariance term -log sum_k q(z=k|y) q(z=k|y moved by up to "
+                                "--shift pixels), which asks an image and its moved copy for one cluster (cv "
+                                "variant, image data; 0 = off)")
     shift: int = _s(2, "with --invariance: the largest move, in pixels, each way")
     mc: int = _s(1, "Monte Carlo samples M of x and w per data point (main.lua -nMC)")
     dtype: str = _s("float32", "floating-point type of parameters and data", choices=("float32", "float64"))

@@ -216,13 +216,19 @@ def test_variant_weights_name_what_the_objective_reads(variant, rng):
     truth: changing a listed weight changes the objective, changing any other leaves it as it was."""
     terms = _terms("numpy", rng)
     kl = float(terms["z_prior"].numpy().mean())
-    base = dict(alpha=0.4, eta=2.0, lam=kl + 1.0, balance=3.0)   # lam above the KL, where mi reads it
-    batch_kl = elbo.batch_balance(ag.log_softmax(t(rng.normal(size=(B, K)), "numpy"), axis=-1))
-    value = elbo.objective(terms, variant, **base, batch_kl=batch_kl).item()
+    base = dict(alpha=0.4, eta=2.0, lam=kl + 1.0, balance=3.0,      # lam above the KL, where mi reads it
+                invariance=1.0 if variant == "cv" else 0.0)
+    logits = [ag.log_softmax(t(rng.normal(size=(B, K)), "numpy"), axis=-1) for _ in range(2)]
+    extra = dict(batch_kl=elbo.batch_balance(logits[0]), moved_kl=elbo.assignment_agreement(*logits))
+    value = elbo.objective(terms, variant, **base, **extra).item()
     weights = sorted({k for names in elbo.VARIANT_WEIGHTS.values() for k in names})
-    assert weights == ["alpha", "balance", "eta", "lam"]
+    assert weights == ["alpha", "balance", "eta", "invariance", "lam"]
     for name in weights:
-        changed = elbo.objective(terms, variant, **{**base, name: base[name] + 0.5}, batch_kl=batch_kl).item()
+        if name == "invariance" and variant == "mi":     # refused, not ignored: mi has no q(z|y) to compare
+            with pytest.raises(ValueError, match="invariance > 0 needs the cv variant"):
+                elbo.objective(terms, variant, **{**base, name: 0.5}, **extra)
+            continue
+        changed = elbo.objective(terms, variant, **{**base, name: base[name] + 0.5}, **extra).item()
         assert (changed != value) == (name in elbo.VARIANT_WEIGHTS[variant]), name
 
 

@@ -1,5 +1,5 @@
 """Tests of the invariance term: moved copies of images (gmvae_np.augment), the term
-elbo.assignment_invariance, and their place in the objective and in training.
+elbo.assignment_agreement, and their place in the objective and in training.
 
 Checked: the moves against a plain loop, on every backend the tests have; the term's formula and its
 gradient, and the whole objective's, against float64 central differences; a model without the term
@@ -64,19 +64,24 @@ def test_draw_shifts_are_whole_numbers_spread_evenly_within_the_bound():
     np.testing.assert_allclose(counts, 0.2, atol=0.01)
 
 
-def test_assignment_invariance_is_the_mean_kl_and_zero_for_equal_assignments():
+def test_assignment_agreement_is_minus_the_log_chance_of_one_cluster_for_both():
     rng = np.random.default_rng(1)
     a, b = (ag.log_softmax(ag.tensor(rng.normal(size=(5, 4))), axis=-1) for _ in range(2))
     p, q = np.exp(a.numpy()), np.exp(b.numpy())
-    expected = np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1))
-    assert elbo.assignment_invariance(a, b).item() == pytest.approx(expected, rel=1e-12)
-    assert elbo.assignment_invariance(a, a).item() == pytest.approx(0.0, abs=1e-15)
+    assert elbo.assignment_agreement(a, b).item() == pytest.approx(-np.mean(np.log(np.sum(p * q, axis=1))),
+                                                                    rel=1e-12)
+    uniform = ag.tensor(np.full((3, 4), -np.log(4.0)))
+    assert elbo.assignment_agreement(uniform, uniform).item() == pytest.approx(np.log(4.0))   # no free lunch
+    sure = ag.log_softmax(ag.tensor(np.array([[30.0, 0, 0, 0], [0, 0, 30.0, 0]])), axis=-1)
+    assert elbo.assignment_agreement(sure, sure).item() == pytest.approx(0.0, abs=1e-10)
+    other = ag.log_softmax(ag.tensor(np.array([[0, 30.0, 0, 0], [0, 0, 0, 30.0]])), axis=-1)
+    assert elbo.assignment_agreement(sure, other).item() > 25.0
 
 
-def test_gradcheck_assignment_invariance():
+def test_gradcheck_assignment_agreement():
     rng = np.random.default_rng(2)
     logits = [ag.tensor(rng.normal(size=(6, 4)), dtype="float64", requires_grad=True) for _ in range(2)]
-    report = ag.gradcheck(lambda x, y: elbo.assignment_invariance(ag.log_softmax(x, axis=-1),
+    report = ag.gradcheck(lambda x, y: elbo.assignment_agreement(ag.log_softmax(x, axis=-1),
                                                                     ag.log_softmax(y, axis=-1)), *logits)
     assert report.comparisons >= 2 * 24 and report.max_abs_error < 1e-8    # raises itself on a mismatch
 
@@ -115,9 +120,9 @@ def test_the_term_adds_its_weight_times_the_kl_and_nothing_else():
     moved = _moved_by_loop(y.reshape(6, 1, 4, 4), shifts).reshape(6, 16)
     log_q = ag.log_softmax(model._encode(ag.tensor(y))["z_logits"], axis=-1)
     log_moved = ag.log_softmax(model._encode(ag.tensor(moved))["z_logits"], axis=-1)
-    kl = elbo.assignment_invariance(log_q, log_moved).item()
-    assert kl > 0
-    assert on.objective.item() == pytest.approx(off.objective.item() + 3.0 * kl, rel=1e-12)
+    agreement = elbo.assignment_agreement(log_q, log_moved).item()
+    assert agreement > 0
+    assert on.objective.item() == pytest.approx(off.objective.item() + 3.0 * agreement, rel=1e-12)
 
 
 def test_a_model_without_the_term_draws_no_moves():
