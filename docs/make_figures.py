@@ -98,6 +98,15 @@ SCREEN_ARMS = {   # one-change screens of the recipe: 5 epochs, no restarts (doc
     "eta5": ("--anneal-epochs 3 --eta-start 5", "eta annealed from 5 to 1 over 3 epochs", {10: (1, 2)}),
     "pretrain2": ("--pretrain-epochs 2", "start from a mixture on codes pretrained 2 epochs",
                   {10: (1, 2, 3, 4), 16: (1, 2)}),
+    "agree1": ("--invariance 1", "invariance to moves of up to 2 pixels, weight 1", {16: (1, 2)}),
+    "agree5": ("--invariance 5", "invariance to moves of up to 2 pixels, weight 5", {16: (1, 2)}),
+}
+SHIFT_ARMS = ("recipe", "agree1", "agree5")     # K = 16 screens whose clusters are moved (shift_screen_table)
+LONG = {   # the invariance term against the recipe from the same start, trained as long as the recipe
+    f"long-K16-{arm}-s{seed}": (f"./run.sh mnist-recipe --K 16 --restarts 1 --epochs 30 --seed {seed}{flags}",
+                                f"K=16, {caption}, 30 epochs")
+    for arm, flags, caption in (("recipe", "", "the recipe"), ("agree5", " --invariance 5", "invariance weight 5"))
+    for seed in (1, 2)
 }
 SCREENS = {
     f"screen-K{K}-{arm}-s{seed}": (" ".join(f"./run.sh mnist-recipe --K {K} --restarts 1 --epochs {SCREEN_EPOCHS} "
@@ -114,7 +123,8 @@ SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/result
 }
 SPIRAL_SELECTION = ("spiral-restarts", "spiral2-restarts")     # the -entropy series shares their screening
 RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "the spiral preset"),
-        **CV_ABLATION, **MI_ABLATION, **MNIST, **FAITHFUL, **DIAGNOSIS, **RECIPE, **SCREENS, **SPIRAL_RESTARTS}
+        **CV_ABLATION, **MI_ABLATION, **MNIST, **FAITHFUL, **DIAGNOSIS, **RECIPE, **SCREENS, **LONG,
+        **SPIRAL_RESTARTS}
 
 MAX_BYTES = 300_000
 
@@ -382,29 +392,65 @@ def moved_by_shifts(model, images: np.ndarray, steps=(1, 2)) -> list[float]:
                            for dx, dy in ((s, 0), (-s, 0), (0, s), (0, -s))])) for s in steps]
 
 
-def shift_table(runs_dir: Path, series: dict, captions: dict, steps=(1, 2)) -> str | None:
-    """Per series of DIGIT_SERIES: how many of the snapshot's test images change cluster when moved by
-    1 or 2 pixels, mean over the seeds' kept restarts (their checkpoints/last.npz)."""
+def moved_in_run(run_dir: Path, steps=(1, 2)) -> list[float] | None:
+    """:func:`moved_by_shifts` for a run's last checkpoint on its snapshot's images; None when the run has
+    no image snapshot or no checkpoint."""
     from gmvae_np import load_checkpoint, restore
     from gmvae_np.model import GMVAE, GMVAEConfig
 
-    lines = ["| run | seeds | " + " | ".join(f"moved {s} pixel{'s' * (s > 1)}: cluster changes" for s in steps)
-             + " |", "|---|---|" + "---|" * len(steps)]
+    snap = plots.read_snapshot(run_dir / "snapshot.npz")
+    if snap is None or snap["y"].ndim < 3 or not (run_dir / "checkpoints" / "last.npz").is_file():
+        return None
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.npz")
+    model = GMVAE(GMVAEConfig.from_dict(checkpoint.config["model"]))
+    restore(checkpoint, model)
+    model.eval()
+    return moved_by_shifts(model, snap["y"], steps)
+
+
+def _moved_header(steps) -> str:
+    return " | ".join(f"moved {s} pixel{'s' * (s > 1)}: cluster changes" for s in steps)
+
+
+def shift_table(runs_dir: Path, series: dict, captions: dict, steps=(1, 2)) -> str | None:
+    """Per series of DIGIT_SERIES: how many of the snapshot's test images change cluster when moved by
+    1 or 2 pixels, mean over the seeds' kept restarts (their checkpoints/last.npz)."""
+    lines = ["| run | seeds | " + _moved_header(steps) + " |", "|---|---|" + "---|" * len(steps)]
     for name in DIGIT_SERIES:
         found = []
         for r in series.get(name, []):
             run_dir = runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}"
-            snap = plots.read_snapshot(run_dir / "snapshot.npz")
-            if snap is None or snap["y"].ndim < 3 or not (run_dir / "checkpoints" / "last.npz").is_file():
+            moved = moved_in_run(run_dir, steps)
+            if moved is None:
                 continue
-            checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.npz")
-            model = GMVAE(GMVAEConfig.from_dict(checkpoint.config["model"]))
-            restore(checkpoint, model)
-            model.eval()
-            found.append(moved_by_shifts(model, snap["y"], steps))
+            snap = plots.read_snapshot(run_dir / "snapshot.npz")
+            found.append(moved)
         if found:
             lines.append(f"| {captions[name]} ({len(snap['y'])} test images) | {len(found)} | "
                          + " | ".join(f"{100 * v:.0f} %" for v in np.mean(found, axis=0)) + " |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
+def invariance_table(runs_dir: Path, steps=(1, 2)) -> str | None:
+    """The K = 16 screens of SHIFT_ARMS after SCREEN_EPOCHS epochs, and the LONG runs after their last:
+    per run, the paper's accuracy, clusters used, and how many of the snapshot's test images change
+    cluster when moved (:func:`moved_in_run`). None when none of them exists."""
+    names = {f"screen-K16-{arm}-s{seed}": f"K=16, {SCREEN_ARMS[arm][1]}, {SCREEN_EPOCHS} epochs"
+             for arm in SHIFT_ARMS for seed in SCREEN_ARMS[arm][2][16]}
+    names.update({name: caption for name, (_, caption) in LONG.items()})
+    lines = ["| run | seed | acc. (paper's criterion) | clusters used | " + _moved_header(steps) + " |",
+             "|---|---|---|---|" + "---|" * len(steps)]
+    for name, caption in names.items():
+        try:
+            metrics = plots.read_metrics(runs_dir / name / "metrics.jsonl")
+        except (OSError, ValueError, plots.RunDirError):
+            continue
+        moved = moved_in_run(runs_dir / name, steps)
+        last = next((r["eval"] for r in reversed(metrics) if "eval" in r), None)
+        if last is None or moved is None:
+            continue
+        lines.append(f"| {caption} | {name.rsplit('-s', 1)[1]} | {100 * last['acc_paper']:.1f} | "
+                     f"{last['clusters_used']} | " + " | ".join(f"{100 * v:.0f} %" for v in moved) + " |")
     return "\n".join(lines) if len(lines) > 2 else None
 
 
@@ -745,6 +791,10 @@ def main(argv=None) -> int:
     if screens and args.tables:
         print(f"\nscreens of the recipe's parts:\n{screens}\n")
     missing_all += [name for name in SCREENS if not (args.runs / name / "metrics.jsonl").is_file()]
+    invariance = invariance_table(args.runs)
+    if invariance and args.tables:
+        print(f"\nthe invariance term, and the clusters under small moves of the image:\n{invariance}\n")
+    missing_all += [name for name in LONG if not (args.runs / name / "metrics.jsonl").is_file()]
 
     spirals = read_all_series(args.runs, SPIRAL_RESTARTS, missing_all)
     if spirals and args.tables:

@@ -76,6 +76,8 @@ def runs(tmp_path_factory, make_figures):
         _tiny_images(root / name)
     _tiny_recipe_series(root / "mnist_recipe-K10")
     _tiny_recipe_series(root / "mnist_recipe-K10-entropy")
+    _tiny_images(root / "screen-K16-recipe-s1")        # one screen and one long run of the invariance table
+    _tiny_images(root / "long-K16-agree5-s2")
     faithful = root / "mnist_fc-K10-seeds2-3"         # a series with one of its two seeds trained
     _tiny_images(faithful / "seed2")
     (faithful / "seeds.json").write_text(json.dumps({"seeds": [2, 3]}))
@@ -105,6 +107,10 @@ def test_draws_every_figure_from_run_directories(make_figures, runs, tmp_path, c
     assert [line.split("|")[2].strip() for line in rows] == ["1", "2", "1", "2"]   # results, then selection
     assert "mean ± std over 2 seeds" in printed.out and "kept by train_elbo" in printed.out
     # the faithful preset: seed 1 from its own run, seed 2 from the series, seed 3 not trained yet
+    table = printed.out.split("small moves of the image")[1]
+    assert re.search(r"\| K=16, the recipe, 5 epochs \| 1 \| \d+\.\d \| \d+ \| \d+ % \| \d+ % \|", table)
+    assert "| K=16, invariance weight 5, 30 epochs | 2 |" in table
+    assert "weight 1" not in table and "| K=16, the recipe, 30 epochs" not in table    # runs not there
     assert "| faithful mnist_fc, K=10 | 1 | 1 |" in printed.out
     assert "| faithful mnist_fc, K=10 | 2 | 1 |" in printed.out
     assert "| faithful mnist_fc, K=10 | 3 |" not in printed.out
