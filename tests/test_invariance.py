@@ -6,8 +6,6 @@ gradient, and the whole objective's, against float64 central differences; a mode
 computing exactly what it did before it existed; settings refused in one line; and a run with the term
 resumed from any point ending bit-identical to an uninterrupted one.
 """
-import signal
-
 import numpy as np
 import pytest
 from blas import one_blas_thread
@@ -19,9 +17,9 @@ from gmvae_np.augment import draw_shifts, shift_images
 from gmvae_np.data import Dataset
 from gmvae_np.model import GMVAE, GMVAEConfig
 from gmvae_np.presets import SettingsError, preset
-from gmvae_np.train import TrainingInterrupted
 from test_model import TINY, _noise, gradcheck_objective
-from test_train import assert_same_state, final_state, quiet
+from test_recipe_parts import assert_resumes_bit_identically
+from test_train import quiet
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -166,25 +164,8 @@ def _tiny_digits() -> Dataset:
 def test_a_run_with_the_term_resumes_bit_identically(tmp_path, stop_after):
     s = preset("mnist_recipe", K=3, Dx=2, Dw=2, hidden=6, batch_size=20, epochs=3, restarts=1, invariance=2.0,
                shift=1, plots=False, log_every=0, seed=3)
-    quiet(s, tmp_path / "whole", dataset=_tiny_digits()).run()
-    trainer = quiet(s, tmp_path / "cut", dataset=_tiny_digits())
-    original_loss, seen = trainer.model.loss, []
-
-    def loss(y, *a, **k):
-        seen.append(1)
-        if len(seen) == stop_after:
-            trainer._stop_signal = signal.SIGTERM
-        return original_loss(y, *a, **k)
-
-    trainer.model.loss = loss
-    if stop_after == 0:
-        trainer._stop_signal = signal.SIGINT
-    with pytest.raises(TrainingInterrupted):
-        trainer.run()
-    quiet(s, tmp_path / "cut", resume=True, dataset=_tiny_digits()).run()
-    whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert (cut / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
-    assert_same_state(final_state(cut), final_state(whole))
+    assert_resumes_bit_identically(s, tmp_path, stop_after, dataset=_tiny_digits())
+    whole = tmp_path / "whole"
     plain = tmp_path / "plain"
     quiet(s.replace(invariance=0.0), plain, dataset=_tiny_digits()).run()
     assert (plain / "metrics.jsonl").read_bytes() != (whole / "metrics.jsonl").read_bytes()

@@ -233,9 +233,14 @@ def test_pretrained_run_reports_its_start_and_differs_from_a_plain_one(tmp_path)
                          ids=["annealed", "pretrained"])
 @pytest.mark.parametrize("stop_after", [0, 17])
 def test_annealed_and_pretrained_runs_resume_bit_identically(tmp_path, changes, stop_after):
-    s = tiny(**changes)
-    quiet(s, tmp_path / "whole").run()
-    trainer = quiet(s, tmp_path / "cut")
+    assert_resumes_bit_identically(tiny(**changes), tmp_path, stop_after)
+
+
+def assert_resumes_bit_identically(s, tmp_path, stop_after, **trainer_kw):
+    """Train ``s`` whole into tmp_path/whole; train it into tmp_path/cut, stopped by a signal before step
+    ``stop_after`` + 1 (0: before the first), then resumed; both must end byte-equal."""
+    quiet(s, tmp_path / "whole", **trainer_kw).run()
+    trainer = quiet(s, tmp_path / "cut", **trainer_kw)
     original_loss, seen = trainer.model.loss, []
 
     def loss(y, *a, **k):
@@ -249,7 +254,7 @@ def test_annealed_and_pretrained_runs_resume_bit_identically(tmp_path, changes, 
         trainer._stop_signal = signal.SIGINT
     with pytest.raises(TrainingInterrupted):
         trainer.run()
-    quiet(s, tmp_path / "cut", resume=True).run()
+    quiet(s, tmp_path / "cut", resume=True, **trainer_kw).run()
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert (cut / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
     assert_same_state(final_state(cut), final_state(whole))
