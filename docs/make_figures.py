@@ -462,7 +462,8 @@ def climb_table(runs_dir: Path, series: dict, captions: dict, every: int = 5) ->
     for name in DIGIT_SERIES:
         curves = []
         for r in series.get(name, []):
-            metrics = plots.read_metrics(runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}" / "metrics.jsonl")
+            run_dir = runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}"
+            metrics = plots.read_metrics(run_dir / "metrics.jsonl")
             curves.append({m["epoch"]: 100 * m["eval"]["acc_paper"] for m in metrics if "eval" in m})
         if curves:
             rows[name] = curves
@@ -472,7 +473,8 @@ def climb_table(runs_dir: Path, series: dict, captions: dict, every: int = 5) ->
     every = max(1, min(every, last // 2))
     epochs = list(range(every, last + 1, every))
     half = epochs[(len(epochs) - 1) // 2]
-    lines = ["| run | seeds | " + " | ".join(f"epoch {e}" for e in epochs) + f" | gain from epoch {half} to {last}, per seed |",
+    lines = ["| run | seeds | " + " | ".join(f"epoch {e}" for e in epochs)
+             + f" | gain from epoch {half} to {last}, per seed |",
              "|---|---|" + "---|" * (len(epochs) + 1)]
     for name, curves in rows.items():
         lines.append(f"| {captions[name]} | {len(curves)} | "

@@ -174,9 +174,10 @@ def assignment_agreement(log_q, log_q_moved):
     It is 0 only when both are the same one-hot assignment, and log K when both are uniform, so unlike
     KL(q(z|y) || q(z|T y)), which is 0 for any pair of equal assignments, uniform ones included, it cannot
     be met by giving up on clustering. With the batch balance term, which keeps every cluster in use, it
-    is the mutual information between the clusters of an image and of its moved copy, as in invariant
-    information clustering (Ji et al., 2019), written for the GMVAE's q(z|y). Not an ELBO term: the bound
-    treats a moved digit as another observation (docs/gmvae.md, section 10). The gradient reaches both.
+    plays the part of the mutual information between the clusters of an image and of its moved copy
+    that invariant information clustering maximises (Ji et al., 2019), written for the GMVAE's q(z|y).
+    Not an ELBO term: the bound treats a moved digit as another observation (docs/gmvae.md, section 10).
+    The gradient reaches both.
     """
     return -ag.mean(ag.logsumexp(log_q + log_q_moved, axis=-1))
 
@@ -187,15 +188,17 @@ def negative_elbo(terms: dict):
 
 
 def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0, lam: float = 0.0,
-              balance: float = 0.0, batch_kl=None, kl: float = 1.0, invariance: float = 0.0, moved_kl=None):
+              balance: float = 0.0, batch_kl=None, kl: float = 1.0, invariance: float = 0.0,
+              moved_agreement=None):
     """The scalar training objective (minimised): a batch mean of the terms, weighted per variant.
 
     cv: mean_b( reconstruction + kl (conditional_prior + w_prior + eta z_prior) + alpha consistency_violation )
     mi: mean_b( reconstruction + kl (conditional_prior + w_prior) ) + kl max(lam, mean_b(z_prior))
     and, for both, + balance * batch_kl with batch_kl = :func:`batch_balance` (the term is left out
-    when balance is 0), and, for cv, + invariance * moved_kl with moved_kl = :func:`assignment_agreement`
-    (left out when invariance is 0). ``kl`` weighs the three KL terms together: 1 is the ELBO's own weight, and a
-    KL warm-up (gmvae_np.schedule) raises it from below 1 during the first epochs.
+    when balance is 0), and, for cv, + invariance * moved_agreement with moved_agreement =
+    :func:`assignment_agreement` (left out when invariance is 0). ``kl`` weighs the three KL terms
+    together: 1 is the ELBO's own weight, and a KL warm-up (gmvae_np.schedule) raises it from below 1
+    during the first epochs.
     """
     alpha, eta, lam, balance, kl = float(alpha), float(eta), float(lam), float(balance), float(kl)
     invariance = float(invariance)
@@ -218,8 +221,8 @@ def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0
             raise ValueError("objective: balance > 0 needs batch_kl = batch_balance(log cluster probabilities)")
         total = total + balance * batch_kl
     if invariance:
-        if variant != "cv" or moved_kl is None:
-            raise ValueError("objective: invariance > 0 needs the cv variant and moved_kl = "
+        if variant != "cv" or moved_agreement is None:
+            raise ValueError("objective: invariance > 0 needs the cv variant and moved_agreement = "
                              "assignment_agreement(log q(z|y), log q(z|moved y))")
-        total = total + invariance * moved_kl
+        total = total + invariance * moved_agreement
     return total

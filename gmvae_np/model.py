@@ -385,13 +385,13 @@ class GMVAE(Module):
             "consistency_violation": elbo.consistency_violation(log_p_z),
         }
         batch_kl = elbo.batch_balance(log_cluster) if w["balance"] else None
-        moved_kl = self._moved_kl(y, log_cluster, noise, rng) if w["invariance"] else None
-        objective = elbo.objective(terms, c.variant, **w, batch_kl=batch_kl, moved_kl=moved_kl)
+        moved_agreement = self._moved_agreement(y, log_cluster, noise, rng) if w["invariance"] else None
+        objective = elbo.objective(terms, c.variant, **w, batch_kl=batch_kl, moved_agreement=moved_agreement)
         return LossResult(objective=objective, terms={k: v.detach() for k, v in terms.items()},
                           neg_elbo=elbo.negative_elbo(terms).detach(),
                           diagnostics=batch_diagnostics(log_cluster, kl_k))
 
-    def _moved_kl(self, y: Tensor, log_cluster: Tensor, noise, rng) -> Tensor:
+    def _moved_agreement(self, y: Tensor, log_cluster: Tensor, noise, rng) -> Tensor:
         """elbo.assignment_agreement between y and a copy of it with each image moved by up to
         ``config.shift`` pixels each way: by noise["shift"] (B, 2) when given, else by moves drawn after
         the reparameterisation noise."""

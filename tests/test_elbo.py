@@ -219,7 +219,7 @@ def test_variant_weights_name_what_the_objective_reads(variant, rng):
     base = dict(alpha=0.4, eta=2.0, lam=kl + 1.0, balance=3.0,      # lam above the KL, where mi reads it
                 invariance=1.0 if variant == "cv" else 0.0)
     logits = [ag.log_softmax(t(rng.normal(size=(B, K)), "numpy"), axis=-1) for _ in range(2)]
-    extra = dict(batch_kl=elbo.batch_balance(logits[0]), moved_kl=elbo.assignment_agreement(*logits))
+    extra = dict(batch_kl=elbo.batch_balance(logits[0]), moved_agreement=elbo.assignment_agreement(*logits))
     value = elbo.objective(terms, variant, **base, **extra).item()
     weights = sorted({k for names in elbo.VARIANT_WEIGHTS.values() for k in names})
     assert weights == ["alpha", "balance", "eta", "invariance", "lam"]
