@@ -32,6 +32,7 @@ try:
 except ImportError:  # a checkout that was not installed
     sys.path.insert(0, str(ROOT))
     from gmvae_np import plots
+from gmvae_np.metrics import purity
 from gmvae_np.restarts import CRITERIA, criterion_values
 
 _ABLATION = "--eval-every 25 --log-every 0 --no-plots"   # otherwise the spiral preset, the original code's
@@ -289,6 +290,11 @@ def selection_table(series: dict, captions: dict) -> str:
     return "\n".join(lines)
 
 
+def kept_dir(runs_dir: Path, name: str, row: dict) -> Path:
+    """The run directory of the restart a seed of series ``name`` kept (a read_series row)."""
+    return runs_dir / name / f"seed{row['seed']}" / f"restart{row['chosen']}"
+
+
 def digit_errors(proba: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Where a clustering's errors fall: each cluster is labelled with the majority class of its members;
     returns, per class c, the share of class c's points in clusters labelled otherwise (NaN for a class
@@ -313,7 +319,7 @@ def digit_errors_table(runs_dir: Path, series: dict, captions: dict) -> str | No
     for name in DIGIT_SERIES:
         errors, clusters = [], []
         for r in series.get(name, []):
-            snap = plots.read_snapshot(runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}" / "snapshot.npz")
+            snap = plots.read_snapshot(kept_dir(runs_dir, name, r) / "snapshot.npz")
             if snap is None or "labels" not in snap:
                 continue
             e, c = digit_errors(snap["proba"], snap["labels"])
@@ -336,10 +342,6 @@ def code_probes(x_mean: np.ndarray, proba: np.ndarray, labels: np.ndarray, seed:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
 
-    def majority(pred):
-        errors, _ = digit_errors(np.eye(pred.max() + 1)[pred], labels)
-        return 1.0 - float(np.nansum(errors * np.bincount(labels, minlength=10))) / len(labels)
-
     def probe(rows) -> float:     # NaN where a class has too few images for two folds
         counts = np.bincount(labels[rows])
         present = counts[counts > 0]
@@ -351,7 +353,7 @@ def code_probes(x_mean: np.ndarray, proba: np.ndarray, labels: np.ndarray, seed:
 
     labels = np.asarray(labels, dtype=np.int64)
     kmeans = KMeans(min(proba.shape[1], len(labels)), n_init=10, random_state=seed).fit_predict(x_mean)
-    return {"model": majority(np.asarray(proba).argmax(axis=1)), "kmeans": majority(kmeans),
+    return {"model": purity(np.asarray(proba).argmax(axis=1), labels), "kmeans": purity(kmeans, labels),
             "probe": probe(np.ones(len(labels), dtype=bool)), "probe_4_9": probe((labels == 4) | (labels == 9))}
 
 
@@ -362,7 +364,7 @@ def codes_table(runs_dir: Path, series: dict, captions: dict) -> str | None:
     for name in DIGIT_SERIES:
         found = []
         for r in series.get(name, []):
-            snap = plots.read_snapshot(runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}" / "snapshot.npz")
+            snap = plots.read_snapshot(kept_dir(runs_dir, name, r) / "snapshot.npz")
             if snap is not None and "labels" in snap and "x_mean" in snap:
                 found.append(code_probes(snap["x_mean"], snap["proba"], snap["labels"]))
         if found:
@@ -372,29 +374,27 @@ def codes_table(runs_dir: Path, series: dict, captions: dict) -> str | None:
     return "\n".join(lines) if len(lines) > 2 else None
 
 
-def shift_image(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """Images (..., H, W) moved dx pixels right and dy down, the uncovered border filled with zeros."""
-    out = np.zeros_like(images)
-    H, W = images.shape[-2:]
-    out[..., max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
-        images[..., max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
-    return out
-
-
 def moved_by_shifts(model, images: np.ndarray, steps=(1, 2)) -> list[float]:
     """For each step s, the share of images whose predicted cluster changes when the image moves s pixels
     left, right, up or down (mean over the four directions). ``images`` (n, H, W) or (n, C, H, W)."""
+    from autograd_lite import tensor
+    from gmvae_np.augment import shift_images
+
     def predict(batch):
         return np.asarray(model.predict(batch.reshape((len(batch),) + model.config.input_shape)).data)
 
+    def moved(dy, dx):
+        return shift_images(tensor(images), np.full((len(images), 2), (dy, dx)), image_shape).numpy()
+
+    image_shape = images.shape[1:] if images.ndim == 4 else (1,) + images.shape[1:]
     base = predict(images)
-    return [float(np.mean([np.mean(predict(shift_image(images, dx, dy)) != base)
-                           for dx, dy in ((s, 0), (-s, 0), (0, s), (0, -s))])) for s in steps]
+    return [float(np.mean([np.mean(predict(moved(dy, dx)) != base)
+                           for dy, dx in ((0, s), (0, -s), (s, 0), (-s, 0))])) for s in steps]
 
 
-def moved_in_run(run_dir: Path, steps=(1, 2)) -> list[float] | None:
-    """:func:`moved_by_shifts` for a run's last checkpoint on its snapshot's images; None when the run has
-    no image snapshot or no checkpoint."""
+def moved_in_run(run_dir: Path, steps=(1, 2)) -> tuple[list[float], int] | None:
+    """:func:`moved_by_shifts` for a run's last checkpoint on its snapshot's images, and how many images
+    those are; None when the run has no image snapshot or no checkpoint."""
     from gmvae_np import load_checkpoint, restore
     from gmvae_np.model import GMVAE, GMVAEConfig
 
@@ -405,7 +405,7 @@ def moved_in_run(run_dir: Path, steps=(1, 2)) -> list[float] | None:
     model = GMVAE(GMVAEConfig.from_dict(checkpoint.config["model"]))
     restore(checkpoint, model)
     model.eval()
-    return moved_by_shifts(model, snap["y"], steps)
+    return moved_by_shifts(model, snap["y"], steps), len(snap["y"])
 
 
 def _moved_header(steps) -> str:
@@ -419,14 +419,12 @@ def shift_table(runs_dir: Path, series: dict, captions: dict, steps=(1, 2)) -> s
     for name in DIGIT_SERIES:
         found = []
         for r in series.get(name, []):
-            run_dir = runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}"
-            moved = moved_in_run(run_dir, steps)
-            if moved is None:
-                continue
-            snap = plots.read_snapshot(run_dir / "snapshot.npz")
-            found.append(moved)
+            moved = moved_in_run(kept_dir(runs_dir, name, r), steps)
+            if moved is not None:
+                found.append(moved[0])
+                n = moved[1]
         if found:
-            lines.append(f"| {captions[name]} ({len(snap['y'])} test images) | {len(found)} | "
+            lines.append(f"| {captions[name]} ({n} test images) | {len(found)} | "
                          + " | ".join(f"{100 * v:.0f} %" for v in np.mean(found, axis=0)) + " |")
     return "\n".join(lines) if len(lines) > 2 else None
 
@@ -451,7 +449,7 @@ def invariance_table(runs_dir: Path, steps=(1, 2)) -> str | None:
             continue
         epoch, last = last["epoch"], last["eval"]
         lines.append(f"| {caption} | {name.rsplit('-s', 1)[1]} | {epoch} | {100 * last['acc_paper']:.1f} | "
-                     f"{last['clusters_used']} | " + " | ".join(f"{100 * v:.0f} %" for v in moved) + " |")
+                     f"{last['clusters_used']} | " + " | ".join(f"{100 * v:.0f} %" for v in moved[0]) + " |")
     return "\n".join(lines) if len(lines) > 2 else None
 
 
@@ -462,8 +460,7 @@ def climb_table(runs_dir: Path, series: dict, captions: dict, every: int = 5) ->
     for name in DIGIT_SERIES:
         curves = []
         for r in series.get(name, []):
-            run_dir = runs_dir / name / f"seed{r['seed']}" / f"restart{r['chosen']}"
-            metrics = plots.read_metrics(run_dir / "metrics.jsonl")
+            metrics = plots.read_metrics(kept_dir(runs_dir, name, r) / "metrics.jsonl")
             curves.append({m["epoch"]: 100 * m["eval"]["acc_paper"] for m in metrics if "eval" in m})
         if curves:
             rows[name] = curves
@@ -763,7 +760,7 @@ def main(argv=None) -> int:
     series = read_all_series(args.runs, RECIPE, missing_all)
     if PRESET_SERIES in series:     # the figures show the preset's first seed, the restart it kept
         first = series[PRESET_SERIES][0]
-        chosen = plots.read_run(args.runs / PRESET_SERIES / f"seed{first['seed']}" / f"restart{first['chosen']}")
+        chosen = plots.read_run(kept_dir(args.runs, PRESET_SERIES, first))
         report(plots.draw_learning_curves(chosen, args.out / "mnist_recipe_curves.png"))
         report(plots.draw_image_samples(chosen, args.out / "mnist_recipe_samples.png"))
     if series and args.tables:

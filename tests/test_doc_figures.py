@@ -131,16 +131,6 @@ def test_digit_errors_count_each_digit_outside_the_clusters_it_labels(make_figur
     assert np.isnan(errors[4:]).all()      # digits absent from the sample have no error rate
 
 
-def test_shift_image_moves_pixels_and_fills_the_border_with_zeros(make_figures):
-    image = np.arange(1, 26, dtype=np.float32).reshape(1, 5, 5)
-    right = make_figures.shift_image(image, 1, 0)
-    np.testing.assert_array_equal(right[0, :, 1:], image[0, :, :-1])
-    assert not right[0, :, 0].any()
-    up = make_figures.shift_image(image, 0, -2)
-    np.testing.assert_array_equal(up[0, :3], image[0, 2:])
-    assert not up[0, 3:].any()
-
-
 def test_moved_by_shifts_counts_the_images_whose_cluster_changes(make_figures):
     class RightHalf:      # cluster 1 when the brightest pixel is in column 14 or right of it
         config = type("Config", (), {"input_shape": (1, 28, 28)})
