@@ -100,9 +100,13 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
         group = groups.get(group_name) or groups.setdefault(group_name, p.add_argument_group(group_name))
         default = getattr(defaults, f.name)
         help_text = f.metadata["help"].replace("%", "%%")
-        if f.type == "bool":
+        if f.type == "bool" and default:
             group.add_argument(flag(f.name).replace("--", "--no-", 1), dest=f.name, action="store_false",
                                default=argparse.SUPPRESS, help=f.metadata["off"].replace("%", "%%"))
+            continue
+        if f.type == "bool":
+            group.add_argument(flag(f.name), dest=f.name, action="store_true", default=argparse.SUPPRESS,
+                               help=f.metadata["on"].replace("%", "%%"))
             continue
         kind = {"int": int, "float": float}.get(f.type.split(" | ")[0], str)  # annotations are strings here
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, type=kind,
@@ -173,10 +177,12 @@ def _resume_hint(experiment: str, run_dir) -> str:
 # ------------------------------------------------------------------------------------------------------
 # One run, and a series of seeds
 # ------------------------------------------------------------------------------------------------------
-def _train_one(settings: Settings, run_dir: Path, resume: bool) -> dict:
+def _train_one(settings: Settings, run_dir: Path, resume: bool, graph_dir=None) -> dict:
+    """One run (with restarts when asked); ``graph_dir``: where a neighbour graph is kept (a series' root)."""
+    kw = {} if graph_dir is None else {"graph_dir": graph_dir}
     if settings.restarts > 1:
-        return train_with_restarts(settings, run_dir, resume=resume, handle_signals=True)
-    return Trainer(settings, run_dir, resume=resume, handle_signals=True).run()
+        return train_with_restarts(settings, run_dir, resume=resume, handle_signals=True, **kw)
+    return Trainer(settings, run_dir, resume=resume, handle_signals=True, **kw).run()
 
 
 def _has_run(run_dir: Path) -> bool:
@@ -237,7 +243,7 @@ def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given
             settings = base.replace(seed=seed)
             _say(f"== seed {seed}: {run_dir}")
         try:
-            record = _train_one(settings, run_dir, resume and has_ckpt)
+            record = _train_one(settings, run_dir, resume and has_ckpt, graph_dir=root)
         except TrainingInterrupted as e:
             print(f"{e}; {_resume_hint(experiment, root)}", file=sys.stderr, flush=True)
             return e.exit_code
@@ -275,7 +281,7 @@ class _SeedLines:
         self.stream.flush()
 
 
-def _series_task(settings: Settings, run_dir: str, resume: bool) -> dict:
+def _series_task(settings: Settings, run_dir: str, resume: bool, graph_dir: str | None = None) -> dict:
     """One seed of a parallel series, in a worker process: {"status": "done", "final": ...}, or
     {"status": "interrupted"} when Ctrl-C (SIGINT, or the parent's SIGTERM) stopped it, with a checkpoint
     saved once training had started."""
@@ -288,9 +294,10 @@ def _series_task(settings: Settings, run_dir: str, resume: bool) -> dict:
     try:
         if settings.restarts > 1:
             record = train_with_restarts(settings, Path(run_dir), resume=resume, out=out, err=err,
-                                         handle_signals=True)
+                                         handle_signals=True, graph_dir=graph_dir)
         else:
-            trainer = Trainer(settings, run_dir, resume=resume, out=out, err=err, handle_signals=True)
+            trainer = Trainer(settings, run_dir, resume=resume, out=out, err=err, handle_signals=True,
+                              graph_dir=graph_dir)
             if stop_requested():
                 return {"status": "interrupted"}
             record = trainer.run()
@@ -311,7 +318,7 @@ def _parallel_series(experiment: str, base: Settings, seeds: list[int], root: Pa
         has_ckpt = _has_run(run_dir)
         settings = (_resumed(_stored_settings(run_dir), given, run_dir, experiment) if resume and has_ckpt
                     else base.replace(seed=seed))
-        tasks.append((settings, str(run_dir), resume and has_ckpt))
+        tasks.append((settings, str(run_dir), resume and has_ckpt, str(root)))
     _say(f"== seeds {', '.join(map(str, seeds))}: {jobs} at a time into {root}")
     try:
         results = run_in_processes(_series_task, tasks, jobs, graceful=True)

@@ -47,7 +47,7 @@ from autograd_lite import functional as F
 TERMS = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consistency_violation")
 VARIANTS = ("cv", "mi")
 # The weights each variant's objective (below) reads; the others play no part in it.
-VARIANT_WEIGHTS = {"cv": ("alpha", "eta", "balance", "invariance"), "mi": ("lam", "balance")}
+VARIANT_WEIGHTS = {"cv": ("alpha", "eta", "balance", "invariance", "neighbour_weight"), "mi": ("lam", "balance")}
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
@@ -168,7 +168,8 @@ def batch_balance(log_cluster_probs):
 def assignment_agreement(log_q, log_q_moved):
     """mean_b -log sum_k q(z=k|y_b) q(z=k|T y_b): how unlikely it is that an image and its moved copy
     (T: a shift by a few pixels, :func:`gmvae_np.augment.shift_images`) are drawn into the same cluster.
-    A scalar.
+    A scalar. The neighbour term reads the same function with T y_b a neighbour of y_b in the training
+    data (gmvae_np.neighbours; docs/gmvae.md, section 11).
 
     log_q, log_q_moved: log q(z|y) and log q(z|T y), (B, K); the sum is a logsumexp of log_q + log_q_moved.
     It is 0 only when both are the same one-hot assignment, and log K when both are uniform, so unlike
@@ -189,19 +190,21 @@ def negative_elbo(terms: dict):
 
 def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0, lam: float = 0.0,
               balance: float = 0.0, batch_kl=None, kl: float = 1.0, invariance: float = 0.0,
-              moved_agreement=None):
+              moved_agreement=None, neighbour_weight: float = 0.0, neighbour_agreement=None):
     """The scalar training objective (minimised): a batch mean of the terms, weighted per variant.
 
     cv: mean_b( reconstruction + kl (conditional_prior + w_prior + eta z_prior) + alpha consistency_violation )
     mi: mean_b( reconstruction + kl (conditional_prior + w_prior) ) + kl max(lam, mean_b(z_prior))
     and, for both, + balance * batch_kl with batch_kl = :func:`batch_balance` (the term is left out
     when balance is 0), and, for cv, + invariance * moved_agreement with moved_agreement =
-    :func:`assignment_agreement` (left out when invariance is 0). ``kl`` weighs the three KL terms
+    :func:`assignment_agreement` (left out when invariance is 0), and + neighbour_weight *
+    neighbour_agreement, the same agreement between each row and a neighbour drawn from the
+    training data's neighbour graph (cv; left out when neighbour_weight is 0). ``kl`` weighs the three KL terms
     together: 1 is the ELBO's own weight, and a KL warm-up (gmvae_np.schedule) raises it from below 1
     during the first epochs.
     """
     alpha, eta, lam, balance, kl = float(alpha), float(eta), float(lam), float(balance), float(kl)
-    invariance = float(invariance)
+    invariance, neighbour_weight = float(invariance), float(neighbour_weight)
 
     def weighted(t):                                   # kl * t, and t itself (the same floats) at kl = 1
         return t if kl == 1.0 else kl * t
@@ -225,4 +228,9 @@ def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0
             raise ValueError("objective: invariance > 0 needs the cv variant and moved_agreement = "
                              "assignment_agreement(log q(z|y), log q(z|moved y))")
         total = total + invariance * moved_agreement
+    if neighbour_weight:
+        if variant != "cv" or neighbour_agreement is None:
+            raise ValueError("objective: neighbour_weight > 0 needs the cv variant and neighbour_agreement = "
+                             "assignment_agreement(log q(z|y), log q(z|a neighbour of y))")
+        total = total + neighbour_weight * neighbour_agreement
     return total

@@ -56,6 +56,8 @@ CONV_INPUT_SHAPES = ((1, 28, 28),)
 """Input shapes the convolutional architecture is built for (its kernel sizes fit 28x28 exactly)."""
 
 ARCHS = ("fc", "conv")
+WEIGHTS = ("alpha", "eta", "lam", "balance", "invariance", "neighbour_weight")
+"""The objective's weights a config holds; ``loss(weights=...)`` may override them, and ``kl``, per batch."""
 DTYPES = ("float32", "float64")
 
 
@@ -82,6 +84,8 @@ class GMVAEConfig:
     balance      weight of the batch balance term KL(mean_b p(z|.) || pi) (both variants; 0 = off)
     invariance   weight of the invariance term -log sum_k q(z=k|y) q(z=k|y moved) (cv; 0 = off), moves up
                  to ``shift`` pixels each way of images of ``image_shape`` (C, H, W) (gmvae_np.augment)
+    neighbour_weight  weight of the neighbour term -log sum_k q(z=k|y) q(z=k|y'), y' a neighbour of y in
+                 the training data, given to ``loss`` as ``neighbours`` (cv; 0 = off; gmvae_np.neighbours)
     mc           number M of Monte Carlo samples of (x, w) per data point
     dtype        "float32" or "float64" for the parameters and the computation
     """
@@ -103,6 +107,7 @@ class GMVAEConfig:
     invariance: float = 0.0
     shift: int = 2
     image_shape: tuple | None = None
+    neighbour_weight: float = 0.0
 
     def __post_init__(self):
         shape = self.input_shape
@@ -125,7 +130,7 @@ class GMVAEConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"GMVAEConfig.{name} must be a positive int; got {value!r}")
-        for name in ("alpha", "eta", "lam", "balance", "invariance"):
+        for name in WEIGHTS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value < 0:
@@ -133,6 +138,9 @@ class GMVAEConfig:
             setattr(self, name, float(value))
         if self.invariance:
             self._check_invariance()
+        if self.neighbour_weight and self.variant != "cv":
+            raise ValueError(f"GMVAEConfig.neighbour_weight needs the cv variant (its q(z|y) head); got variant "
+                             f"{self.variant!r}")
         if self.arch == "conv" and self.input_shape not in CONV_INPUT_SHAPES:
             raise ValueError(f"GMVAEConfig.arch='conv' needs input_shape (1, 28, 28) (its kernels fit 28x28 "
                              f"images); got {self.input_shape}: use arch='fc' for other shapes")
@@ -351,7 +359,8 @@ class GMVAE(Module):
                    for k, v in self._decode(ag.reshape(x, (M * B, c.Dx))).items()}
         return y, q, x, prior_mean, prior_logvar, decoded
 
-    def loss(self, y, noise: dict | None = None, rng=None, weights: dict | None = None) -> LossResult:
+    def loss(self, y, noise: dict | None = None, rng=None, weights: dict | None = None,
+             neighbours=None) -> LossResult:
         """The training objective and the ELBO terms for a batch y of shape (B, *input_shape).
 
         ``noise`` = {"x": (M, B, Dx), "w": (M, B, Dw)} standard normal arrays makes the loss a
@@ -359,14 +368,17 @@ class GMVAE(Module):
         from ``rng``, else the model's own generator. BatchNorm follows the model's train/eval mode.
         ``weights`` overrides objective weights for this batch: any of alpha, eta, lam, balance and kl
         (the weight of the KL terms, 1 by default), as an annealing schedule gives them (gmvae_np.schedule).
+        ``neighbours`` (B, *input_shape): for each row of y, one of its neighbours in the training data, which
+        the neighbour term (weight ``neighbour_weight``) asks for the same cluster; training needs them, an
+        evaluation (eval mode) without them leaves the term out of the objective.
         """
         c = self.config
-        w = {"alpha": c.alpha, "eta": c.eta, "lam": c.lam, "balance": c.balance, "invariance": c.invariance}
+        w = {name: getattr(c, name) for name in WEIGHTS}
         if weights:
             unknown = sorted(set(weights) - set(w) - {"kl"})
             if unknown:
                 raise ValueError(f"loss: unknown weight(s) {', '.join(unknown)}; the objective's weights are "
-                                 f"alpha, eta, lam, balance, invariance and kl")
+                                 f"{', '.join(WEIGHTS)} and kl")
             w.update(weights)
         y, q, x, prior_mean, prior_logvar, decoded = self._forward(y, noise, rng)
         B = y.shape[0]
@@ -386,7 +398,13 @@ class GMVAE(Module):
         }
         batch_kl = elbo.batch_balance(log_cluster) if w["balance"] else None
         moved_agreement = self._moved_agreement(y, log_cluster, noise, rng) if w["invariance"] else None
-        objective = elbo.objective(terms, c.variant, **w, batch_kl=batch_kl, moved_agreement=moved_agreement)
+        neighbour_agreement = None
+        if w["neighbour_weight"] and (neighbours is not None or self.training):
+            neighbour_agreement = self._neighbour_agreement(neighbours, log_cluster)
+        elif w["neighbour_weight"]:            # eval mode without neighbours: the bound and its terms only
+            w["neighbour_weight"] = 0.0
+        objective = elbo.objective(terms, c.variant, **w, batch_kl=batch_kl, moved_agreement=moved_agreement,
+                                   neighbour_agreement=neighbour_agreement)
         return LossResult(objective=objective, terms={k: v.detach() for k, v in terms.items()},
                           neg_elbo=elbo.negative_elbo(terms).detach(),
                           diagnostics=batch_diagnostics(log_cluster, kl_k))
@@ -406,9 +424,23 @@ class GMVAE(Module):
                                  f"{(y.shape[0], 2)}")
         else:
             shifts = draw_shifts(self._generator(rng), y.shape[0], c.shift)
-        moved = shift_images(y, shifts, c.image_shape)
-        log_moved = ag.log_softmax(self._encode(moved)["z_logits"], axis=-1)
-        return elbo.assignment_agreement(log_cluster, log_moved)
+        return self._agreement_with(shift_images(y, shifts, c.image_shape), log_cluster)
+
+    def _neighbour_agreement(self, neighbours, log_cluster: Tensor) -> Tensor:
+        """elbo.assignment_agreement between each row of the batch and its neighbour (same batch position)."""
+        if neighbours is None:
+            raise ValueError("loss: a neighbour_weight needs neighbours, one neighbour of each row of y "
+                             "(gmvae_np.neighbours.sample_neighbours draws them from the training data's graph)")
+        neighbours = self._as_input(neighbours)
+        if neighbours.shape[0] != log_cluster.shape[0]:
+            raise ValueError(f"loss: {neighbours.shape[0]} neighbours for a batch of {log_cluster.shape[0]} rows; "
+                             f"give one neighbour per row")
+        return self._agreement_with(neighbours, log_cluster)
+
+    def _agreement_with(self, other: Tensor, log_cluster: Tensor) -> Tensor:
+        """elbo.assignment_agreement of log q(z|y) and log q(z|other), other through the same networks."""
+        log_other = ag.log_softmax(self._encode(other)["z_logits"], axis=-1)
+        return elbo.assignment_agreement(log_cluster, log_other)
 
     # -- inference (no graph; the train/eval mode is the caller's) ------------------------------------
     def encode(self, y) -> dict:

@@ -106,6 +106,17 @@ class Settings:
                                 "--shift pixels), which asks an image and its moved copy for one cluster (cv "
                                 "variant, image data; 0 = off)")
     shift: int = _s(2, "with --invariance: the largest move, in pixels, each way")
+    neighbours: int = _s(0, "k of the neighbour graph: each training row's k nearest training rows "
+                            "(gmvae_np/neighbours.py), built once and kept in the run directory; 0 = no graph")
+    neighbour_weight: float = _s(0.0, "weight of the neighbour term -log sum_k q(z=k|y) q(z=k|y'), y' a neighbour "
+                                      "of y drawn from the graph each step (cv variant; needs --neighbours)")
+    neighbour_space: str = _s("pca", "where neighbours are measured: pca (the centred rows on their "
+                                     "--neighbour-dims leading principal axes) or raw (the rows as they are)",
+                              choices=("pca", "raw"))
+    neighbour_dims: int = _s(50, "with --neighbour-space pca: the number of principal axes")
+    mutual_neighbours: bool = _s(False, "keep only mutual neighbours (j among i's k nearest and i among j's)",
+                                 on="keep only mutual neighbours: j among i's k nearest and i among j's (a row "
+                                    "with none keeps its nearest)")
     mc: int = _s(1, "Monte Carlo samples M of x and w per data point (main.lua -nMC)")
     dtype: str = _s("float32", "floating-point type of parameters and data", choices=("float32", "float64"))
 
@@ -178,12 +189,12 @@ class Settings:
             if choices and value not in choices:
                 raise SettingsError(f"{flag(f.name)} must be one of {', '.join(choices)}; got {value!r}")
         ints_positive = ("n_per_arm", "K", "Dx", "Dw", "hidden", "mc", "epochs", "batch_size", "eval_every",
-                         "restarts", "restart_epochs", "shift")
+                         "restarts", "restart_epochs", "shift", "neighbour_dims")
         for name in ints_positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{flag(name)} must be a positive whole number; got {value!r}")
-        for name in ("eval_batch_size", "log_every", "plot_every", "anneal_epochs", "pretrain_epochs"):
+        for name in ("eval_batch_size", "log_every", "plot_every", "anneal_epochs", "pretrain_epochs", "neighbours"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise SettingsError(f"{flag(name)} must be a whole number >= 0; got {value!r}")
@@ -194,7 +205,7 @@ class Settings:
                                 f"got {self.K}")
         if not _finite_number(self.lr) or self.lr <= 0:
             raise SettingsError(f"--lr must be a positive number; got {self.lr!r}")
-        for name in ("alpha", "eta", "lam", "balance", "curl", "kl_start", "invariance"):
+        for name in ("alpha", "eta", "lam", "balance", "curl", "kl_start", "invariance", "neighbour_weight"):
             value = getattr(self, name)
             if not _finite_number(value) or value < 0:
                 raise SettingsError(f"{flag(name)} must be a number >= 0; got {value!r}")
@@ -206,6 +217,15 @@ class Settings:
                                     "does not have; leave it out or add --variant cv")
         if self.invariance and self.variant != "cv":
             raise SettingsError("--invariance compares the cv variant's q(z|y) for an image and its moved copy; "
+                                "the mi variant has no q(z|y): leave it out or add --variant cv")
+        if self.neighbour_weight and not self.neighbours:
+            raise SettingsError(f"--neighbour-weight {self.neighbour_weight} needs a neighbour graph: give its k "
+                                f"too, e.g. --neighbours 10")
+        if self.neighbours and not self.neighbour_weight:
+            raise SettingsError(f"--neighbours {self.neighbours} builds a graph that only the neighbour term reads: "
+                                f"give its weight too, e.g. --neighbour-weight 20, or leave --neighbours out")
+        if self.neighbour_weight and self.variant != "cv":
+            raise SettingsError("--neighbour-weight compares the cv variant's q(z|y) for a row and its neighbour; "
                                 "the mi variant has no q(z|y): leave it out or add --variant cv")
         if not self.anneal_epochs and (self.kl_start != 1.0 or self.eta_start is not None):
             given = "--kl-start" if self.kl_start != 1.0 else "--eta-start"

@@ -65,10 +65,13 @@ def train_with_restarts(settings: Settings, run_dir, *, resume: bool = False, **
     """Screen ``settings.restarts`` initialisations, keep the best by ``settings.select_by``, train it on.
 
     Returns the chosen run's last record, with "restart" (its index) and "restart_seed" added.
-    ``trainer_kwargs`` go to every :class:`~gmvae_np.train.Trainer` (out, err, handle_signals, ...).
+    ``trainer_kwargs`` go to every :class:`~gmvae_np.train.Trainer` (out, err, handle_signals, ...); a
+    neighbour graph is kept in RUN_DIR for all the restarts, unless ``graph_dir`` names another place.
     """
     s = settings.validate()
     root = Path(run_dir)
+    if trainer_kwargs.get("graph_dir") is None:
+        trainer_kwargs["graph_dir"] = root
     state_path = root / "restarts.json"
     if resume and not state_path.is_file():
         raise RunDirError(f"cannot resume: {root} has no restarts.json; start a new run with --out")

@@ -18,6 +18,10 @@ below (by gmvae_np.plots, ``./run.sh plot RUN_DIR --follow`` and ``--resume``). 
     checkpoints/last.npz the latest state (each epoch, and on interruption); best.npz the lowest eval
                          neg_elbo so far (chosen without labels, even when the data has them)
     snapshot.npz         the latest evaluation's arrays for the figures (gmvae_np.snapshot)
+    neighbours-<key>.npz the neighbour graph of the training rows (gmvae_np.neighbours), named by the
+                         data's SHA-256 and the graph's settings; neighbours-<key>.json its summary.
+                         A run with restarts, or a series of seeds, keeps it in its root, where every
+                         restart and seed reads it
     figures/             drawn by gmvae_np.plots.draw_run
     .lock                the writer's lock
 
@@ -198,8 +202,9 @@ class RunDir:
                 if kept else f"no checkpoint was written yet: {fix}, then start the run again")
         return RunDirError(f"cannot write {path}: {e.strerror or e}; {then}")
 
-    def write_config(self, settings, data, backend, config, steps_per_epoch: int) -> None:
-        """config.json: every setting, the model config, versions, backend and data (read by --resume, plots)."""
+    def write_config(self, settings, data, backend, config, steps_per_epoch: int, graph: dict | None = None) -> None:
+        """config.json: every setting, the model config, versions, backend and data (read by --resume, plots),
+        and the neighbour graph's summary when there is one."""
         from .checkpoint import _package_version
 
         self.write_json(CONFIG, {
@@ -221,6 +226,7 @@ class RunDir:
             },
             "training": {"steps_per_epoch": steps_per_epoch,
                          "last_partial_batch": "dropped", "optimizer": "Adam(betas=(0.9, 0.999), eps=1e-8)"},
+            **({"neighbour_graph": {k: v for k, v in graph.items() if k != "line"}} if graph else {}),
         })
 
     def write_json(self, name: str, value: dict) -> None:
@@ -246,6 +252,29 @@ class RunDir:
     def write_snapshot(self, arrays: dict) -> None:
         with self.writing(self.path / SNAPSHOT):
             write_atomic(self.path / SNAPSHOT, lambda f: np.savez(f, **arrays))
+
+    def neighbours_path(self, key: str) -> pathlib.Path:
+        return self.path / f"neighbours-{key}.npz"
+
+    def read_neighbours(self, key: str):
+        """The arrays of the stored neighbour graph ``key`` (a dict), or None when there is none."""
+        path = self.neighbours_path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return {name: f[name] for name in f.files}
+        except (OSError, ValueError, KeyError) as e:
+            raise RunDirError(f"cannot read the neighbour graph {path} ({e}); delete it and it is built "
+                              f"again") from None
+
+    def write_neighbours(self, key: str, arrays: dict, info: dict | None = None) -> None:
+        """neighbours-<key>.npz (atomic), and a JSON summary beside it when ``info`` is given."""
+        path = self.neighbours_path(key)
+        with self.writing(path):
+            write_atomic(path, lambda f: np.savez(f, **arrays))
+        if info is not None:
+            self.write_json(path.with_suffix(".json").name, info)
 
     def save_checkpoint(self, path, **kwargs) -> None:
         """gmvae_np.checkpoint.save_checkpoint (atomic), with its I/O faults as RunDirError."""

@@ -51,6 +51,7 @@ from .data import Dataset
 from .elbo import TERMS
 from .experiment import load_data, model_config, shape_for
 from .metrics import assignment_summary, classes_owned, clustering_report
+from .neighbours import graph_key_of, sample_neighbours
 from .parallel import blas_threads
 from .presets import Settings, SettingsError
 from .pretrain import pretrain_and_initialise, report_line
@@ -64,9 +65,10 @@ __all__ = ["train_step", "evaluation", "evaluate", "train", "Trainer", "Training
            "TRAIN_KEYS"]
 
 
-def train_step(model, optimizer, batch, weights=None):
-    """One training step on one batch; returns the LossResult (its terms feed the running sums)."""
-    result = model.loss(batch, weights=weights)   # forward: the networks, the ELBO terms, the objective
+def train_step(model, optimizer, batch, weights=None, neighbours=None):
+    """One training step on one batch (and, with the neighbour term, one neighbour of each of its rows);
+    returns the LossResult (its terms feed the running sums)."""
+    result = model.loss(batch, weights=weights, neighbours=neighbours)   # forward: networks, terms, objective
     optimizer.zero_grad()              # forget the previous step's gradients
     result.objective.backward()        # backward: d objective / d parameter, into every .grad
     optimizer.step()                   # Adam moves each parameter against its gradient
@@ -142,13 +144,16 @@ class Trainer:
     out, err        streams for the per-epoch summary lines and the live progress line / warnings
     handle_signals  turn SIGINT/SIGTERM into a checkpoint and a clean stop (the command line sets it)
     verbose         print the per-epoch summary lines
+    graph_dir       where the neighbour graph (--neighbours) is looked up and kept: by default the run
+                    directory; a run with restarts, or a series, gives its root so that all share one
 
     The run directory's lock is taken here and released when :meth:`run` returns or raises.
     """
 
     def __init__(self, settings: Settings, run_dir=None, *, resume: bool = False, dataset: Dataset | None = None,
-                 out=None, err=None, handle_signals: bool = False, verbose: bool = True):
+                 out=None, err=None, handle_signals: bool = False, verbose: bool = True, graph_dir=None):
         self.settings = settings.validate()
+        self.graph_dir = Path(graph_dir) if graph_dir is not None else None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = bool(resume)
         self.out = out if out is not None else sys.stdout
@@ -202,6 +207,9 @@ class Trainer:
         self.seconds = 0.0  # training time so far, across resumes
         self.best = None  # {"key", "value", "epoch"}
         self.pretrained = None  # the start from pretrained codes (gmvae_np.pretrain), reported by _run
+        self.graph = None   # the neighbour graph's summary (its arrays go to the device in _setup_graph)
+        if s.neighbours:
+            self._setup_graph(data)
         if self.resume:
             self._restore()
         elif s.pretrain_epochs:
@@ -211,6 +219,32 @@ class Trainer:
             except FloatingPointError as e:
                 raise TrainingDiverged(f"training stopped: {e}") from None
             self.seconds += self.pretrained["seconds"]
+
+    def _setup_graph(self, data) -> None:
+        """The neighbour graph of the training rows: read from graph_dir (or the run directory) when it is
+        there, else built and kept there (gmvae_np.neighbours); its arrays go to the device once."""
+        from .neighbours import GraphError, graph_for
+
+        s, b = self.settings, self.backend
+        if s.neighbours >= self.n_train:
+            raise SettingsError(f"--neighbours {s.neighbours} must be fewer than the {self.n_train} training rows "
+                                f"of {data.name}; use --neighbours {min(10, self.n_train - 1)}")
+        home = self.graph_dir if self.graph_dir is not None else self.run_dir
+        store = RunDir(home) if home is not None else None
+        try:
+            graph, built = graph_for(data.x_train, s.neighbours, s.neighbour_space, s.neighbour_dims,
+                                     s.mutual_neighbours, store=store, backend=b, labels=data.y_train,
+                                     err=self.err)
+        except GraphError as e:
+            raise SettingsError(str(e)) from None
+        if built:
+            self.seconds += graph.seconds
+        self.graph = {**graph.settings(), "edges": graph.edges, "seconds": graph.seconds, "built": built,
+                      "file": str(store.neighbours_path(graph_key_of(graph))) if store is not None else None,
+                      "label_agreement": None if data.y_train is None else graph.agreement(data.y_train),
+                      "line": graph.describe(data.y_train)}
+        self.graph_indices = b.asarray(graph.indices, dtype="int64")
+        self.graph_counts = b.asarray(graph.counts, dtype="int64")
 
     # -- training ------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -229,7 +263,8 @@ class Trainer:
     def _run(self) -> dict:
         s = self.settings
         if self.rundir is not None:
-            self.rundir.write_config(self.settings, self.data, self.backend, self.config, self.steps_per_epoch)
+            self.rundir.write_config(self.settings, self.data, self.backend, self.config, self.steps_per_epoch,
+                                     graph=self.graph)
             self.rundir.start_logs(self.epoch if self.resume else None)
         if self.verbose and not self.resume:
             about = self.data.summary()   # starts with the data set's name; add the experiment's if other
@@ -243,6 +278,9 @@ class Trainer:
         elif self.verbose:
             print(f"resuming {self.run_dir} at epoch {self.epoch}, step {self.step_in_epoch} of "
                   f"{self.steps_per_epoch}", file=self.out, flush=True)
+        if self.graph is not None and self.verbose and not (self.resume and self.epoch > s.epochs):
+            print(self.graph["line"] + ("" if self.graph["built"] else f" (read from {self.graph['file']})"),
+                  file=self.out, flush=True)
         if self.pretrained is not None and self.rundir is not None:
             self.rundir.write_json("pretrain.json", self.pretrained)
         if self.pretrained is not None and self.verbose:
@@ -271,7 +309,12 @@ class Trainer:
                 self._interrupt(started)
             idx = self.perm[i * B:(i + 1) * B]
             y = ag.tensor(xp.take(self.x_train, idx, axis=0), backend=b)
-            result = train_step(self.model, self.optimizer, y, annealed_weights(s, self.step, self.steps_per_epoch))
+            neighbours = None
+            if self.graph is not None:   # one neighbour of each row, drawn after the batch's rows
+                near = sample_neighbours(self.graph_indices, self.graph_counts, idx, self.rng)
+                neighbours = ag.tensor(xp.take(self.x_train, near, axis=0), backend=b)
+            result = train_step(self.model, self.optimizer, y, annealed_weights(s, self.step, self.steps_per_epoch),
+                                neighbours=neighbours)
             self.sums.add(result, B)
             self.step_in_epoch, self.step = i + 1, self.step + 1
             if s.log_every and (i + 1) % s.log_every == 0 and i + 1 < self.steps_per_epoch:

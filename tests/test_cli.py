@@ -70,7 +70,8 @@ def test_help_lists_every_setting_with_its_default(experiment, capsys):
             continue
         if f.name in ("data", "labels", "standardize") and experiment != "custom":
             continue
-        flag = "--no-" + f.name.replace("_", "-") if f.type == "bool" else "--" + f.name.replace("_", "-")
+        on_by_default = f.type == "bool" and getattr(preset(experiment) if experiment != "custom" else Settings(), f.name)
+        flag = ("--no-" if on_by_default else "--") + f.name.replace("_", "-")   # a bool: the flag that changes it
         assert flag in text, flag
     for flag in ("--out", "--resume", "--seeds", "-gpu", "--gpu"):
         assert flag in text
@@ -151,7 +152,7 @@ def test_cupy_missing_is_a_user_error(tmp_path, capsys, argv):
     (["--jobs", "2"], "--jobs trains the seeds of a series in parallel; give --seeds too"),
     (["-gpu", "0", "--backend", "strict"], "disagree"),
     (["--data", "x.csv"], "unrecognized arguments: --data x.csv"),   # only custom reads a matrix
-    (["--lam", "1"], "--lam plays no part in the cv variant's objective (it reads --alpha, --eta, --balance, --invariance)"),
+    (["--lam", "1"], "--lam plays no part in the cv variant's objective (it reads --alpha, --eta, --balance, --invariance, --neighbour-weight)"),
     (["--variant", "mi", "--eta", "3"], "--eta plays no part in the mi variant's objective (it reads --lam, --balance)"),
     (["--variant", "mi", "--alpha", "0", "--eta", "2"], "--alpha, --eta play no part in the mi variant's"),
 ])

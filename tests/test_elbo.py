@@ -217,15 +217,16 @@ def test_variant_weights_name_what_the_objective_reads(variant, rng):
     terms = _terms("numpy", rng)
     kl = float(terms["z_prior"].numpy().mean())
     base = dict(alpha=0.4, eta=2.0, lam=kl + 1.0, balance=3.0,      # lam above the KL, where mi reads it
-                invariance=1.0 if variant == "cv" else 0.0)
-    logits = [ag.log_softmax(t(rng.normal(size=(B, K)), "numpy"), axis=-1) for _ in range(2)]
-    extra = dict(batch_kl=elbo.batch_balance(logits[0]), moved_agreement=elbo.assignment_agreement(*logits))
+                invariance=1.0 if variant == "cv" else 0.0, neighbour_weight=2.0 if variant == "cv" else 0.0)
+    logits = [ag.log_softmax(t(rng.normal(size=(B, K)), "numpy"), axis=-1) for _ in range(3)]
+    extra = dict(batch_kl=elbo.batch_balance(logits[0]), moved_agreement=elbo.assignment_agreement(*logits[:2]),
+                 neighbour_agreement=elbo.assignment_agreement(logits[0], logits[2]))
     value = elbo.objective(terms, variant, **base, **extra).item()
     weights = sorted({k for names in elbo.VARIANT_WEIGHTS.values() for k in names})
-    assert weights == ["alpha", "balance", "eta", "invariance", "lam"]
+    assert weights == ["alpha", "balance", "eta", "invariance", "lam", "neighbour_weight"]
     for name in weights:
-        if name == "invariance" and variant == "mi":     # refused, not ignored: mi has no q(z|y) to compare
-            with pytest.raises(ValueError, match="invariance > 0 needs the cv variant"):
+        if name in ("invariance", "neighbour_weight") and variant == "mi":   # refused, not ignored: no q(z|y)
+            with pytest.raises(ValueError, match=f"{name} > 0 needs the cv variant"):
                 elbo.objective(terms, variant, **{**base, name: 0.5}, **extra)
             continue
         changed = elbo.objective(terms, variant, **{**base, name: base[name] + 0.5}, **extra).item()

@@ -37,6 +37,7 @@ LAYERS = {
     "gmvae_np.diagnostics": 12,
     "gmvae_np.schedule": 12,
     "gmvae_np.augment": 12,
+    "gmvae_np.neighbours": 12,
     "gmvae_np.snapshot": 12,
     "gmvae_np.model": 13,
     "gmvae_np.progress": 13,

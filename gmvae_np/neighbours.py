@@ -1,0 +1,335 @@
+"""The k-nearest-neighbour graph of the training rows, for the neighbour term (docs/gmvae.md, section 11).
+
+Images whose pixels are close are, far more often than not, the same digit: in a 50-dimensional PCA space
+of MNIST's training images, about 96 % of each image's 10 nearest neighbours share its label. The
+neighbour term (gmvae_np.elbo.assignment_agreement, weighted by ``--neighbour-weight``) asks a row and one
+of its neighbours for one cluster. This module builds the graph once, before training:
+
+    space     "pca" (default): each column z-scored (a constant column is only centred), then projected on
+              the ``dims`` leading principal axes of the training rows. "raw": the rows as they are.
+    graph     for every row i, its k nearest other rows by Euclidean distance in that space, nearest
+              first: exact, not approximate. ``mutual`` keeps j in row i only when i is in row j too
+              (a row with no mutual neighbour keeps its nearest one), which cuts most edges that cross
+              between two dense groups.
+
+How it is computed: the squared distances |a|^2 + |b|^2 - 2 a.b of a block of rows to all rows are one
+matrix product on the backend (NumPy or CuPy), the k smallest of each row are selected, then sorted;
+memory is bounded by ``block_bytes`` for the block's distance matrix, whatever the number of rows.
+
+Where it is kept: the trainer stores it as ``neighbours-<key>.npz`` in the run directory (or in the root
+of a run with restarts, or of a series of seeds), named by a key made from the training rows' SHA-256
+and the graph's settings, so a resume, every restart and every seed of a series read the same file and
+never build it again (gmvae_np.rundir owns the path; :func:`graph_for` looks it up).
+
+The graph never reads labels. When the data has them, :meth:`NeighbourGraph.agreement` reports the share
+of edges that join two rows of one class, a diagnostic of the space (written beside the graph and
+printed), not an input to training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import autograd_lite as ag
+
+__all__ = ["SPACES", "NeighbourGraph", "GraphError", "embed", "exact_knn", "mutual_graph", "build_graph",
+           "fingerprint", "graph_key", "graph_key_of", "graph_for", "sample_neighbours"]
+
+SPACES = ("pca", "raw")
+BLOCK_BYTES = 16 << 20
+"""The largest distance block (block rows x all rows) kept at once: 16 MiB (a block that stays in cache
+between its passes is faster than a larger one)."""
+
+
+class GraphError(ValueError):
+    """A neighbour graph that cannot be built or used (bad k, a graph of other data)."""
+
+
+@dataclass
+class NeighbourGraph:
+    """Neighbours of each of n rows: ``indices`` (n, k) int64, nearest first, and ``counts`` (n,), how many
+    of the k columns of each row are neighbours (k, or fewer for a mutual graph, whose rows are padded
+    with their first neighbour). ``fingerprint`` is the SHA-256 of the rows it was built on."""
+
+    indices: np.ndarray
+    counts: np.ndarray
+    k: int
+    space: str
+    dims: int
+    mutual: bool
+    fingerprint: str
+    seconds: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def edges(self) -> int:
+        return int(np.sum(self.counts))
+
+    def settings(self) -> dict:
+        return {"k": self.k, "space": self.space, "dims": self.dims, "mutual": self.mutual}
+
+    def agreement(self, labels) -> float:
+        """The share of edges (i, j) whose rows carry one label: a diagnostic, never used in training."""
+        labels = np.asarray(labels).reshape(-1)
+        if labels.shape[0] != self.n:
+            raise GraphError(f"agreement: {labels.shape[0]} labels for a graph of {self.n} rows")
+        valid = np.arange(self.indices.shape[1])[None, :] < self.counts[:, None]
+        same = labels[self.indices] == labels[:, None]
+        return float(np.sum(same & valid) / np.sum(valid))
+
+    def describe(self, labels=None) -> str:
+        """One line: what the graph is, how long it took, and its label agreement when labels are given."""
+        space = f"PCA-{self.dims}" if self.space == "pca" else "the raw rows"
+        kind = "mutual " if self.mutual else ""
+        line = (f"neighbour graph: {self.k} {kind}nearest neighbours of {self.n:,} rows in {space} "
+                f"({self.edges / self.n:.1f} per row)")
+        if self.seconds:
+            line += f", built in {self.seconds:.1f} s"
+        if labels is not None:
+            line += f"; {100 * self.agreement(labels):.1f} % of edges join rows of one class (labels not used)"
+        return line
+
+    # -- storage: the arrays and a JSON header in one .npz -------------------------------------------------
+    def arrays(self) -> dict:
+        header = {**self.settings(), "fingerprint": self.fingerprint, "seconds": self.seconds}
+        return {"indices": self.indices, "counts": self.counts,
+                "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+
+    @classmethod
+    def from_arrays(cls, arrays, where: str = "the graph") -> "NeighbourGraph":
+        try:
+            header = json.loads(bytes(np.asarray(arrays["header"], dtype=np.uint8)).decode())
+            indices = np.asarray(arrays["indices"], dtype=np.int64)
+            counts = np.asarray(arrays["counts"], dtype=np.int64)
+            graph = cls(indices=indices, counts=counts, k=int(header["k"]), space=str(header["space"]),
+                        dims=int(header["dims"]), mutual=bool(header["mutual"]),
+                        fingerprint=str(header["fingerprint"]), seconds=float(header.get("seconds", 0.0)))
+        except (KeyError, ValueError, TypeError) as e:
+            raise GraphError(f"{where} is not a neighbour graph ({type(e).__name__}: {e}); delete it and "
+                             f"train again to rebuild it") from None
+        n, k = graph.indices.shape if graph.indices.ndim == 2 else (0, 0)
+        if (graph.indices.ndim != 2 or k != graph.k or graph.counts.shape != (n,)
+                or np.any(graph.counts < 1) or np.any(graph.counts > k)
+                or np.any(graph.indices < 0) or np.any(graph.indices >= n)):
+            raise GraphError(f"{where} is damaged (its indices or counts are out of range); delete it and "
+                             f"train again to rebuild it")
+        return graph
+
+    def check_rows(self, x) -> None:
+        """Refuse a graph built on other rows than ``x`` (one line: what differs, what to do)."""
+        if self.n != x.shape[0] or self.fingerprint != fingerprint(x):
+            raise GraphError(f"the neighbour graph was built on other data ({self.n:,} rows, SHA-256 "
+                             f"{self.fingerprint[:12]}) than the {x.shape[0]:,} training rows given (SHA-256 "
+                             f"{fingerprint(x)[:12]}); build it from these rows (delete the graph file)")
+
+
+# -- the space ------------------------------------------------------------------------------------------
+
+def embed(x, space: str = "pca", dims: int = 50, backend="numpy"):
+    """The rows of ``x`` (n, D) in the graph's space, as a float32 array (n, d) on ``backend``.
+
+    "pca": the rows centred, then projected on the ``dims`` leading eigenvectors of their covariance (all
+    D when dims >= D). "raw": x itself.
+    """
+    if space not in SPACES:
+        raise GraphError(f"the neighbour space must be one of {', '.join(SPACES)}; got {space!r}")
+    b = ag.get_backend(backend)
+    xp = b.xp
+    n = x.shape[0]
+    rows = b.asarray(np.asarray(x, dtype=np.float32).reshape(n, -1), dtype="float32")
+    if space == "raw":
+        return rows
+    centred = rows - xp.mean(rows, axis=0)
+    # the covariance in float64: its small eigenvalues decide nothing here, but its large ones must be right
+    c64 = xp.astype(centred, xp.float64)
+    cov = (xp.matrix_transpose(c64) @ c64) / max(n - 1, 1)
+    _, vectors = xp.linalg.eigh(cov)                          # ascending eigenvalues
+    d = min(int(dims), cov.shape[0])
+    top = xp.astype(xp.flip(vectors, axis=1)[:, :d], xp.float32)   # the widest axis first
+    return centred @ top
+
+
+# -- the graph ------------------------------------------------------------------------------------------
+
+def _smallest(xp, d, k: int):
+    """Column indices of the k smallest values of each row of d, in no particular order."""
+    argpartition = getattr(xp, "argpartition", None)
+    if argpartition is not None:
+        return argpartition(d, k - 1, axis=1)[:, :k]
+    return xp.argsort(d, axis=1, stable=True)[:, :k]     # namespaces without argpartition (array-api-strict)
+
+
+def exact_knn(z, k: int, backend="numpy", block_bytes: int = BLOCK_BYTES, progress=None):
+    """The k nearest other rows of every row of z (n, d) on ``backend``: host int64 (n, k), nearest first
+    (equal distances by row number). ``progress(done, n)`` is called after each block of rows.
+
+    A block of rows at a time: its squared distances to every row, |b|^2 - 2 a.b (the row's own |a|^2
+    orders nothing within the row), are one matrix product, at most ``block_bytes`` of them. The k
+    smallest of each row are then found without a full selection over all n columns:
+
+    1. the n columns are dealt into L groups of g (group c holds the columns c, c + L, c + 2L, ...), and
+       each row's minimum within each group is taken (one elementwise minimum of g slices);
+    2. the k + 1 groups with the smallest minima hold every one of the row's k + 1 nearest columns: a
+       column outside them has at least k + 1 columns, one from each of those groups, no farther than it;
+    3. the (k + 1) g columns of those groups are gathered, and the k + 1 nearest of them selected and
+       sorted; the row itself (distance -|a|^2, the least unless the row has duplicates) is dropped, or
+       the farthest when duplicates crowd it out.
+    Up to ties, this is the exact selection: the same neighbours as a sort of the whole row.
+    """
+    b = ag.get_backend(backend)
+    xp = b.xp
+    n, dim = int(z.shape[0]), int(z.shape[1])
+    if not 1 <= k < n:
+        raise GraphError(f"k must be from 1 to {n - 1} (the number of other rows); got {k}")
+    kk = k + 1                                               # the row itself is among its nearest
+    g = max(1, min(64, n // kk))                             # columns per group; L = ceil(n / g) >= k + 1
+    L = -(-n // g)
+    pad = L * g - n
+    dt = z.dtype
+    # the padded columns are infinitely far: zero coordinates and an infinite |b|^2
+    zt = xp.concat([xp.matrix_transpose(z) * -2.0, xp.zeros((dim, pad), dtype=dt, device=b.device)], axis=1)
+    sq = xp.concat([xp.sum(z * z, axis=1), xp.full((pad,), math.inf, dtype=dt, device=b.device)])
+    block = max(1, min(n, block_bytes // (4 * L * g)))
+    members = xp.arange(g, device=b.device) * L              # group c's columns: c + members
+    out = np.empty((n, k), dtype=np.int64)
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        rows = hi - lo
+        d = z[lo:hi, :] @ zt                                  # -2 a.b, (rows, L g)
+        d += sq[None, :]                                      # |b|^2 - 2 a.b
+        group_min = xp.min(xp.reshape(d, (rows, g, L)), axis=1)               # (rows, L)
+        groups = _smallest(xp, group_min, kk)                                 # (rows, k + 1)
+        cols = xp.reshape(groups[:, :, None] + members[None, None, :], (rows, kk * g))
+        near = xp.take_along_axis(cols, _smallest(xp, xp.take_along_axis(d, cols, axis=1), kk), axis=1)
+        near_d = xp.take_along_axis(d, near, axis=1)
+        by_index = xp.argsort(near, axis=1, stable=True)      # nearest first, equal distances by row number
+        near, near_d = xp.take_along_axis(near, by_index, axis=1), xp.take_along_axis(near_d, by_index, axis=1)
+        near = xp.take_along_axis(near, xp.argsort(near_d, axis=1, stable=True), axis=1)
+        own = near == xp.arange(lo, hi, device=b.device)[:, None]
+        drop = xp.where(xp.any(own, axis=1), xp.argmax(xp.astype(own, xp.int32), axis=1), k)   # self, or last
+        j = xp.arange(k, device=b.device)[None, :]
+        keep = j + xp.astype(j >= drop[:, None], j.dtype)
+        out[lo:hi] = b.to_numpy(xp.take_along_axis(near, keep, axis=1))
+        if progress is not None:
+            progress(hi, n)
+    return out
+
+
+def mutual_graph(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep j among i's neighbours only when i is among j's: (indices, counts), each row's mutual
+    neighbours first in their order, padded with the row's first entry. A row with no mutual neighbour
+    keeps its nearest neighbour (count 1), so that every row has one."""
+    n, k = indices.shape
+    rows = np.repeat(np.arange(n), k)
+    forward = rows * n + indices.reshape(-1)
+    backward = indices.reshape(-1) * n + rows
+    keep = np.isin(forward, backward).reshape(n, k)
+    counts = keep.sum(axis=1)
+    keep[counts == 0, 0] = True                      # the nearest neighbour stands in for none
+    counts = keep.sum(axis=1)
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept columns first, in distance order
+    out = np.take_along_axis(indices, order, axis=1)
+    pad = np.arange(k)[None, :] >= counts[:, None]
+    out = np.where(pad, out[:, :1], out)
+    return out.astype(np.int64), counts.astype(np.int64)
+
+
+def fingerprint(x) -> str:
+    """SHA-256 of the rows (their float32 values and shape): what a stored graph was built on."""
+    a = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    h = hashlib.sha256(repr(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def graph_key(print_: str, k: int, space: str, dims: int, mutual: bool) -> str:
+    """The name a graph is stored under: the data's fingerprint and the graph's settings, hashed."""
+    text = json.dumps({"data": print_, "k": int(k), "space": space, "dims": int(dims), "mutual": bool(mutual)},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _progress_printer(err, what: str):
+    started = time.perf_counter()
+    tty = hasattr(err, "isatty") and err.isatty()
+
+    def progress(done: int, n: int) -> None:
+        if tty:
+            err.write(f"\r\033[K{what}: {done:,}/{n:,} rows, {time.perf_counter() - started:.0f} s")
+            if done == n:
+                err.write("\r\033[K")
+            err.flush()
+    return progress
+
+
+def build_graph(x, k: int = 10, space: str = "pca", dims: int = 50, mutual: bool = False, backend="numpy",
+                block_bytes: int = BLOCK_BYTES, err=None) -> NeighbourGraph:
+    """The neighbour graph of the rows of x (n, D), as the module docstring describes."""
+    x = np.asarray(x)
+    n = x.shape[0]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
+        raise GraphError(f"the number of neighbours must be a whole number from 1 to {n - 1} (the other "
+                         f"training rows); got {k!r}")
+    if isinstance(dims, bool) or not isinstance(dims, (int, np.integer)) or dims < 1:
+        raise GraphError(f"the PCA dimension of the neighbour space must be a positive whole number; got {dims!r}")
+    started = time.perf_counter()
+    z = embed(x, space, dims, backend)
+    progress = _progress_printer(err if err is not None else sys.stderr, "neighbour graph")
+    indices = exact_knn(z, int(k), backend, block_bytes, progress)
+    counts = np.full(n, int(k), dtype=np.int64)
+    if mutual:
+        indices, counts = mutual_graph(indices)
+    return NeighbourGraph(indices=indices, counts=counts, k=int(k), space=space, dims=int(z.shape[1]),
+                          mutual=bool(mutual),
+                          fingerprint=fingerprint(x), seconds=round(time.perf_counter() - started, 3))
+
+
+def graph_key_of(graph: NeighbourGraph) -> str:
+    """The key a graph is stored under (:func:`graph_key` of its own fingerprint and settings)."""
+    return graph_key(graph.fingerprint, graph.k, graph.space, graph.dims, graph.mutual)
+
+
+def graph_for(x, k: int, space: str, dims: int, mutual: bool, *, store=None, backend="numpy", labels=None,
+              err=None) -> tuple[NeighbourGraph, bool]:
+    """The graph of the rows x with these settings: read from ``store`` (a gmvae_np.rundir.RunDir) when it
+    holds one, else built and written there. Returns (graph, built)."""
+    features = math.prod(np.shape(x)[1:])
+    dims = min(int(dims), features) if space == "pca" else features     # the dimension the space has
+    key = graph_key(fingerprint(x), k, space, dims, mutual)
+    if store is not None:
+        arrays = store.read_neighbours(key)
+        if arrays is not None:
+            graph = NeighbourGraph.from_arrays(arrays, where=str(store.neighbours_path(key)))
+            graph.check_rows(x)
+            if graph.settings() != {"k": k, "space": space, "dims": dims, "mutual": mutual}:
+                raise GraphError(f"{store.neighbours_path(key)} holds a graph of other settings "
+                                 f"({graph.settings()}); delete it to rebuild it")
+            return graph, False
+    graph = build_graph(x, k, space, dims, mutual, backend=backend, err=err)
+    if store is not None:
+        store.write_neighbours(key, graph.arrays(),
+                               None if labels is None else {"agreement": graph.agreement(labels)})
+    return graph, True
+
+
+def sample_neighbours(graph_indices, graph_counts, rows, generator):
+    """One neighbour of each of ``rows`` (device int64, (B,)), drawn uniformly among that row's neighbours
+    with ``generator`` (an autograd_lite Generator); ``graph_indices`` (n, k) and ``graph_counts`` (n,) on
+    the generator's backend. Returns device int64 (B,)."""
+    xp = generator.backend.xp
+    k = graph_indices.shape[1]
+    u = generator.uniform((rows.shape[0],), dtype="float64")
+    counts = xp.take(graph_counts, rows, axis=0)
+    pos = xp.astype(xp.floor(u * xp.astype(counts, xp.float64)), xp.int64)
+    pos = xp.clip(pos, 0, counts - 1)
+    flat = xp.reshape(graph_indices, (-1,))
+    return xp.take(flat, rows * k + pos, axis=0)

@@ -1,0 +1,283 @@
+"""Tests of the neighbour graph (gmvae_np.neighbours) and the neighbour term in the objective and in training.
+
+Checked: the graph against a full sort of float64 distances, on every backend the tests have, including
+its edge cases (k = n - 1, duplicate rows, a number of rows the groups do not divide); mutual neighbours
+against their definition; PCA against the rows themselves; the stored graph read back, shared by
+restarts and refused when it belongs to other rows; the drawn neighbours; the term's value and the
+whole objective's gradient against float64 central differences; settings refused in one line; and a run
+with the term resumed from any point ending bit-identical to an uninterrupted one.
+"""
+import io
+import json
+
+import numpy as np
+import pytest
+from blas import one_blas_thread
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import autograd_lite as ag
+from autograd_lite.backend import get_backend
+from gmvae_np import elbo
+from gmvae_np.data import Dataset
+from gmvae_np.model import GMVAE, GMVAEConfig
+from gmvae_np.neighbours import (GraphError, NeighbourGraph, build_graph, embed, exact_knn, fingerprint,
+                                 graph_for, graph_key, mutual_graph, sample_neighbours)
+from gmvae_np.presets import SettingsError, preset
+from gmvae_np.rundir import RunDir
+from test_model import TINY, _noise, gradcheck_objective
+from test_recipe_parts import assert_resumes_bit_identically
+from test_train import quiet
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    with one_blas_thread():
+        yield
+
+
+def _by_sorting(z, k):
+    """The reference: every distance in float64, each row sorted (by distance, then row number)."""
+    z = np.asarray(z, dtype=np.float64)
+    d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    n = len(z)
+    order = np.lexsort((np.broadcast_to(np.arange(n), d.shape), d), axis=1)
+    return order[:, :k]
+
+
+# -- the graph ------------------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 90), dim=st.integers(1, 6), data=st.data())
+def test_exact_knn_is_a_full_sort_of_the_distances(n, dim, data):
+    k = data.draw(st.integers(1, n - 1))
+    seed = data.draw(st.integers(0, 2 ** 16))
+    z = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    block = data.draw(st.sampled_from([4, 64, 1 << 20]))   # one row per block up to all rows in one
+    got = exact_knn(z, k, block_bytes=block * 4)
+    np.testing.assert_array_equal(got, _by_sorting(z, k))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "strict"])
+def test_exact_knn_on_each_backend_with_groups_that_do_not_divide_the_rows(backend):
+    z = np.random.default_rng(3).normal(size=(1003, 5)).astype(np.float32)   # 1003 = 64 * 15 + 43
+    b = get_backend(backend)
+    got = exact_knn(b.asarray(z), 7, backend=b, block_bytes=1 << 16)
+    np.testing.assert_array_equal(got, _by_sorting(z, 7))
+
+
+def test_duplicate_rows_are_each_others_nearest_and_never_their_own():
+    z = np.repeat(np.arange(6, dtype=np.float32)[:, None] * 10, 4, axis=0)   # 6 points, each 4 times
+    got = exact_knn(z, 3)
+    for i, row in enumerate(got):
+        assert i not in row
+        assert set(row) == set(range(4 * (i // 4), 4 * (i // 4) + 4)) - {i}   # its three copies
+
+
+def test_bad_k_is_refused():
+    z = np.zeros((5, 2), dtype=np.float32)
+    for k in (0, 5, -1):
+        with pytest.raises(GraphError, match="from 1 to 4"):
+            build_graph(z, k)
+
+
+def test_mutual_graph_keeps_exactly_the_edges_seen_from_both_ends():
+    z = np.random.default_rng(4).normal(size=(200, 3)).astype(np.float32)
+    plain = exact_knn(z, 5)
+    indices, counts = mutual_graph(plain)
+    sets = [set(r) for r in plain]
+    for i in range(200):
+        mutual = [j for j in plain[i] if i in sets[j]]       # in distance order
+        expected = mutual if mutual else [plain[i, 0]]       # none: the nearest stands in
+        assert counts[i] == len(expected)
+        assert list(indices[i, :counts[i]]) == expected
+        assert set(indices[i, counts[i]:]) <= {indices[i, 0]}
+    assert 1 <= counts.min() and counts.max() <= 5 and counts.mean() < 5
+
+
+def test_pca_with_every_axis_keeps_the_distances_and_the_neighbours():
+    x = np.random.default_rng(5).normal(size=(150, 6)) * np.array([5, 3, 2, 1, 0.5, 0.1])
+    full = embed(x, "pca", dims=6)
+    np.testing.assert_array_equal(exact_knn(full, 4), _by_sorting(x.astype(np.float32), 4))
+    few = embed(x, "pca", dims=2)
+    assert few.shape == (150, 2)
+    np.testing.assert_allclose(np.var(few, axis=0), np.var(x, axis=0)[:2], rtol=0.2)   # the two widest axes
+
+
+def test_agreement_counts_the_edges_within_a_class():
+    g = NeighbourGraph(indices=np.array([[1, 2], [0, 0], [3, 1], [2, 2]]), counts=np.array([2, 1, 2, 1]), k=2,
+                       space="raw", dims=1, mutual=True, fingerprint="")
+    labels = np.array([0, 0, 1, 1])
+    # edges: 0-1 same, 0-2 no, 1-0 same, 2-3 same, 2-1 no, 3-2 same -> 4 of 6
+    assert g.agreement(labels) == pytest.approx(4 / 6)
+
+
+def test_a_stored_graph_is_read_back_and_refused_for_other_rows(tmp_path):
+    x = np.random.default_rng(6).normal(size=(80, 4)).astype(np.float32)
+    store = RunDir(tmp_path)
+    first, built = graph_for(x, 5, "pca", 3, False, store=store, labels=np.arange(80) % 2, err=io.StringIO())
+    assert built and len(list(tmp_path.glob("neighbours-*.npz"))) == 1
+    info = json.loads(next(tmp_path.glob("neighbours-*.json")).read_text())
+    assert info["agreement"] == pytest.approx(first.agreement(np.arange(80) % 2))
+    again, built = graph_for(x, 5, "pca", 3, False, store=store)
+    assert not built
+    np.testing.assert_array_equal(again.indices, first.indices)
+    other, built = graph_for(x, 6, "pca", 3, False, store=store)           # other settings: another file
+    assert built and len(list(tmp_path.glob("neighbours-*.npz"))) == 2
+    with pytest.raises(GraphError, match="built on other data"):
+        first.check_rows(x[::-1])
+    # a graph file copied over the one of other rows is refused, not used
+    y = x + 1
+    graph_for(y, 5, "pca", 3, False, store=store)
+    key_x, key_y = (graph_key(fingerprint(a), 5, "pca", 3, False) for a in (x, y))
+    store.neighbours_path(key_y).write_bytes(store.neighbours_path(key_x).read_bytes())
+    with pytest.raises(GraphError, match="built on other data"):
+        graph_for(y, 5, "pca", 3, False, store=store)
+
+
+def test_a_damaged_graph_file_is_one_error(tmp_path):
+    x = np.random.default_rng(7).normal(size=(40, 3)).astype(np.float32)
+    store = RunDir(tmp_path)
+    graph, _ = graph_for(x, 3, "raw", 50, False, store=store)
+    path = next(tmp_path.glob("neighbours-*.npz"))
+    arrays = graph.arrays()
+    arrays["indices"] = arrays["indices"] + 100                    # out of range
+    np.savez(path, **arrays)
+    with pytest.raises(GraphError, match="damaged"):
+        graph_for(x, 3, "raw", 50, False, store=store)
+
+
+def test_drawn_neighbours_come_from_each_rows_own_list_evenly():
+    indices = np.array([[1, 2, 3], [0, 0, 0], [3, 1, 3]])
+    counts = np.array([3, 1, 2])
+    b = get_backend("numpy")
+    gen = ag.Generator(b, 0)
+    rows = np.repeat(np.arange(3), 20_000)
+    drawn = sample_neighbours(indices, counts, rows, gen)
+    for i in range(3):
+        got = np.bincount(drawn[rows == i], minlength=4) / 20_000
+        expected = np.bincount(indices[i, :counts[i]], minlength=4) / counts[i]
+        np.testing.assert_allclose(got, expected, atol=0.015)
+    again = sample_neighbours(indices, counts, rows, ag.Generator(b, 0))
+    np.testing.assert_array_equal(again, drawn)
+
+
+# -- the term --------------------------------------------------------------------------------------------
+
+def _config(**overrides):
+    settings = dict(input_shape=(5,), dtype="float64", neighbour_weight=4.0, alpha=0.7, balance=2.0,
+                    likelihood="gaussian", **TINY)
+    settings.update(overrides)
+    return GMVAEConfig(**settings)
+
+
+def _rows(B, seed=0):
+    return np.random.default_rng(seed).normal(size=(B, 5))
+
+
+def test_gradcheck_objective_with_the_neighbour_term():
+    config = _config()
+    model = GMVAE(config, seed=4)
+    neighbours = ag.tensor(_rows(5, seed=9), dtype="float64")
+    original = model.loss
+    model.loss = lambda y, noise=None, weights=None: original(y, noise=noise, weights=weights, neighbours=neighbours)
+    r = gradcheck_objective(model, _rows(5), _noise(config, 5), then="elementwise")
+    assert r["comparisons"] > len(model.parameters())
+    assert r["joint_rel_error"] < 1e-6
+
+
+def test_the_term_adds_its_weight_times_the_agreement_and_nothing_else():
+    y, near = _rows(6), _rows(6, seed=3)
+    noise = _noise(_config(), 6)
+    off = GMVAE(_config(neighbour_weight=0.0), seed=2).loss(y, noise=noise)
+    model = GMVAE(_config(), seed=2)
+    on = model.loss(y, noise=noise, neighbours=near)
+    np.testing.assert_array_equal(on.neg_elbo.numpy(), off.neg_elbo.numpy())
+    log_q = ag.log_softmax(model._encode(ag.tensor(y))["z_logits"], axis=-1)
+    log_near = ag.log_softmax(model._encode(ag.tensor(near))["z_logits"], axis=-1)
+    agreement = elbo.assignment_agreement(log_q, log_near).item()
+    assert agreement > 0
+    assert on.objective.item() == pytest.approx(off.objective.item() + 4.0 * agreement, rel=1e-12)
+
+
+def test_training_needs_the_neighbours_and_evaluation_leaves_the_term_out():
+    model = GMVAE(_config(), seed=2)
+    with pytest.raises(ValueError, match="needs neighbours"):
+        model.loss(_rows(4), noise=_noise(_config(), 4))
+    with pytest.raises(ValueError, match="3 neighbours for a batch of 4"):
+        model.loss(_rows(4), noise=_noise(_config(), 4), neighbours=_rows(3))
+    model = GMVAE(_config(), seed=2).eval()          # fresh: the calls above moved its BatchNorm statistics
+    plain = GMVAE(_config(neighbour_weight=0.0), seed=2).eval()
+    a = model.loss(_rows(4), noise=_noise(_config(), 4)).objective.item()
+    assert a == plain.loss(_rows(4), noise=_noise(_config(), 4)).objective.item()
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(neighbours=10), "only the neighbour term reads: give its weight"),
+    (dict(neighbour_weight=5.0), "needs a neighbour graph: give its k"),
+    (dict(neighbours=10, neighbour_weight=-1.0), "--neighbour-weight must be a number >= 0"),
+    (dict(neighbours=-2, neighbour_weight=1.0), "--neighbours must be a whole number >= 0"),
+    (dict(neighbours=10, neighbour_weight=1.0, variant="mi"), "the mi variant has no q"),
+    (dict(neighbours=10, neighbour_weight=1.0, neighbour_dims=0), "--neighbour-dims must be a positive"),
+])
+def test_bad_neighbour_settings_are_one_line_errors(changes, message):
+    with pytest.raises(SettingsError, match=message):
+        preset("mnist_recipe", **changes)
+
+
+def test_more_neighbours_than_rows_is_one_line_error(tmp_path):
+    s = preset("spiral", n_per_arm=4, batch_size=10, neighbours=20, neighbour_weight=1.0, plots=False)
+    with pytest.raises(SettingsError, match="--neighbours 20 must be fewer than the 20 training rows"):
+        quiet(s, tmp_path / "run")
+
+
+def test_the_command_line_refuses_bad_neighbour_flags_in_one_line(tmp_path, capsys):
+    from gmvae_np.cli import run
+
+    assert run("spiral", ["--neighbours", "0", "--neighbour-weight", "3", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a neighbour graph" in err
+    assert run("spiral", ["--neighbours", "5000", "--neighbour-weight", "3", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "must be fewer than the 5000 training rows" in err
+
+
+def _tiny_rows() -> Dataset:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 6)) * 3
+    labels = np.arange(120) % 4
+    x = (centres[labels] + rng.normal(size=(120, 6))).astype(np.float32)
+    return Dataset(name="tiny-rows", x_train=x[:100], y_train=labels[:100], x_test=x[100:], y_test=labels[100:],
+                   likelihood="gaussian")
+
+
+def _tiny_settings(**changes):
+    base = dict(K=3, Dx=2, Dw=2, hidden=6, batch_size=20, epochs=3, restarts=1, neighbours=4, neighbour_weight=2.0,
+                plots=False, log_every=0, seed=3)
+    base.update(changes)
+    return preset("custom", data="unused.npy", **base)
+
+
+@pytest.mark.parametrize("stop_after", [0, 7])
+def test_a_run_with_the_term_resumes_bit_identically(tmp_path, stop_after):
+    s = _tiny_settings()
+    assert_resumes_bit_identically(s, tmp_path, stop_after, dataset=_tiny_rows())
+    whole = tmp_path / "whole"
+    config = json.loads((whole / "config.json").read_text())
+    assert config["neighbour_graph"]["k"] == 4 and config["neighbour_graph"]["label_agreement"] > 0.9
+    plain = tmp_path / "plain"
+    quiet(s.replace(neighbours=0, neighbour_weight=0.0), plain, dataset=_tiny_rows()).run()
+    assert (plain / "metrics.jsonl").read_bytes() != (whole / "metrics.jsonl").read_bytes()
+
+
+def test_restarts_share_one_graph_in_their_root(tmp_path):
+    from gmvae_np.restarts import train_with_restarts
+
+    s = _tiny_settings(restarts=2, restart_epochs=1, epochs=2)
+    train_with_restarts(s, tmp_path / "run", dataset=_tiny_rows(), out=io.StringIO(), err=io.StringIO())
+    assert len(list((tmp_path / "run").glob("neighbours-*.npz"))) == 1
+    assert not list((tmp_path / "run").glob("restart*/neighbours-*"))
+    for i in (1, 2):
+        graph = json.loads((tmp_path / "run" / f"restart{i}" / "config.json").read_text())["neighbour_graph"]
+        assert graph["file"] == str(next((tmp_path / "run").glob("neighbours-*.npz")))
