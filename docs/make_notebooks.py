@@ -1,4 +1,4 @@
-"""Make the Jupyter notebooks of docs/notebooks/ from their Markdown pages: each NAME.md becomes NAME.ipynb.
+r"""Make the Jupyter notebooks of docs/notebooks/ from their Markdown pages: each NAME.md becomes NAME.ipynb.
 
     python docs/make_notebooks.py            write every notebook
     python docs/make_notebooks.py --check    exit 1 if a committed notebook differs from what its page makes
@@ -14,6 +14,16 @@ runs every cell). In a page:
   NotImplementedError), so that "Run all" goes through;
 * a ```python solution block becomes a code cell tagged "solution", its source collapsed (JupyterLab
   and VS Code hide it until clicked). The solution calls the same check, so the test suite proves it.
+
+Maths is written on the pages as GitHub renders it in Markdown: display maths in a ```math fence, inline
+maths as $`...`$, because GitHub's Markdown pass runs before the maths and would eat the backslash escapes
+of $$ ... $$ and $...$. Jupyter (Lab, Notebook, VS Code) renders neither form: it shows the fence as code
+and the inline form as a code span between two dollars, while it renders $$ ... $$ and $...$ itself and
+hides them from its own Markdown pass. So a notebook's Markdown cells get $$ ... $$ and $...$ (see
+`jupyter_maths`), and the maths on these pages is written with no backslash before punctuation and no
+underscore or asterisk that could start emphasis (\Vert, \lbrace, \thinspace for \|, \{, \,; and
+\mathbb E_q, since the underscore of \mathbb{E}_q follows a brace and may open emphasis): a Markdown pass leaves that text as it is, so the same cell renders in Jupyter and in
+GitHub's view of the notebook alike (tests/test_doc_maths.py checks both).
 
 Only the standard library is used: a notebook is JSON (nbformat 4), and the output is deterministic
 (no execution counts, no outputs, sorted keys), so regenerating an unchanged page changes nothing.
@@ -69,6 +79,31 @@ def cells_of(text: str) -> list:
     return cells
 
 
+_MATH_FENCE = re.compile(r"^(`{3,})\s*math\s*$")
+
+
+def jupyter_maths(text: str) -> str:
+    """A Markdown cell's maths in the form Jupyter renders: a ```math fence becomes $$ ... $$, and
+    inline $`...`$ becomes $...$ (other fenced blocks are left alone)."""
+    out, fence = [], None
+    for line in text.split("\n"):
+        if fence is None:
+            m = _MATH_FENCE.match(line)
+            if m:
+                fence, line = ("math", m.group(1)), "$$"
+            else:
+                m = _FENCE.match(line)
+                if m:
+                    fence = ("other", m.group(1))
+                else:
+                    line = re.sub(r"\$`([^`]+)`\$", r"$\1$", line)
+        elif re.match(rf"^{fence[1][0]}{{{len(fence[1])},}}\s*$", line):
+            line = "$$" if fence[0] == "math" else line
+            fence = None
+        out.append(line)
+    return "\n".join(out)
+
+
 def _source(text: str) -> list:
     lines = text.split("\n")
     return [line + "\n" for line in lines[:-1]] + [lines[-1]]
@@ -78,7 +113,7 @@ def notebook(page: Path) -> dict:
     cells = []
     for kind, text in cells_of(page.read_text(encoding="utf-8")):
         if kind == "markdown":
-            cells.append({"cell_type": "markdown", "metadata": {}, "source": _source(text)})
+            cells.append({"cell_type": "markdown", "metadata": {}, "source": _source(jupyter_maths(text))})
             continue
         metadata = {}
         if kind == "exercise":
