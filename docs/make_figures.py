@@ -1,10 +1,10 @@
-"""Regenerate every figure of the docs (docs/figures/*.png) and print the tables of docs/results.md.
+"""Regenerate every figure of the docs (docs/figures/*.png) and print the tables of docs/results.md and docs/studies.md.
 
 The figures are drawn from run directories alone (config.json, metrics.jsonl, snapshot.npz; see
 gmvae_np/rundir.py and gmvae_np/plots/), so they can be redrawn at any time without training again:
 
     python docs/make_figures.py                 draw every figure whose runs exist, list the missing runs
-    python docs/make_figures.py --tables        also print the Markdown tables of docs/results.md
+    python docs/make_figures.py --tables        also print the Markdown tables of docs/results.md and docs/studies.md
     python docs/make_figures.py --commands      print the commands that train every expected run
 
 The runs it expects live under --runs (default runs/docs); RUNS below lists each one with the command
@@ -71,7 +71,7 @@ DIAGNOSIS = {   # what stops the collapse: the balance term or the recipe's othe
     "diag-recipe": ("./run.sh mnist-recipe --restarts 1 --epochs 5", "recipe (balance 10)"),
 }
 DIAGNOSIS_EPOCHS = 5
-RECIPE = {   # series of seeds with restarts (docs/results.md, section 5)
+RECIPE = {   # series of seeds with restarts (docs/studies.md; summarised in docs/results.md, section 5)
     "mnist_recipe-K10": ("./run.sh mnist-recipe --K 10 --seeds 1-5 --select-by train_elbo",
                          "recipe, K=10, kept by train_elbo"),
     "mnist_recipe-K16": ("./run.sh mnist-recipe --K 16 --seeds 1-5 --select-by train_elbo",
@@ -91,7 +91,7 @@ SELECTION_SERIES = ("mnist_recipe-K10", "mnist_recipe-K16", "mnist_recipe-K10-se
                     "mnist_recipe-K16-seeds6-10")
 PRESET_SERIES = "mnist_recipe-K10-entropy"                      # ./run.sh mnist-recipe as it stands
 SCREEN_EPOCHS = 5
-SCREEN_ARMS = {   # one-change screens of the recipe: 5 epochs, no restarts (docs/results.md, section 5)
+SCREEN_ARMS = {   # one-change screens of the recipe: 5 epochs, no restarts (docs/studies.md; summarised in docs/results.md, section 5)
     "recipe": ("", "the recipe", {10: (1, 2, 3, 4), 16: (1, 2)}),
     "bal0": ("--balance 0", "no balance term", {10: (1, 2, 3, 4), 16: (1, 2)}),
     "bal1": ("--balance 1", "balance weight 1", {16: (1, 2)}),
@@ -114,7 +114,7 @@ SCREENS = {
                                             f"--seed {seed} {flags}".split()), f"K={K}, {caption}")
     for arm, (flags, caption, seeds) in SCREEN_ARMS.items() for K, ks in seeds.items() for seed in ks
 }
-SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/results.md, section 3)
+SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/studies.md, "With restarts")
     "spiral-restarts": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --select-by train_elbo "
                         "--log-every 0 --no-plots", "spiral (1 rad), 3 restarts kept by train_elbo"),
     "spiral-restarts-entropy": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --select-by "
