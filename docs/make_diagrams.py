@@ -10,13 +10,22 @@ made from code alone, in a few seconds:
     reparameterisation.png        sampling inside the graph, and the reparameterised sample (docs/vae.md)
     gmvae_graphical_models.png    the GMVAE's generative and recognition models (docs/gmvae.md)
     gmvae_loss.png                model.loss: one batch through the networks and the ELBO terms (docs/gmvae.md)
-    autodiff_graph.png            ag.draw_graph of L = log(a * b + a) (docs/autodiff.md)
+    autodiff_graph.png            ag.draw_graph of L = log(a * b + a), its edges labelled (docs/autodiff.md)
+    vae_samples.png               the samples of the VAE docs/vae.md trains, by running its blocks (docs/vae.md)
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
+import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 import matplotlib
 
@@ -234,7 +243,13 @@ def draw_gmvae_loss(path: Path) -> Path:
         vertical(a, b)
     _link(ax, (c0, 3.62), left("rec", 0.15), colour="0.55", rad=-0.25, dashed=True)       # y into the reconstruction
     _link(ax, (c2 + 0.5, 5.72), left("cp", 0.1), colour="0.55", rad=-0.15, dashed=True)   # q(x|y) into the KLs
-    _link(ax, right("qz", -0.15), left("cp", -0.15), colour="#1f5fa8", rad=0.1, dashed=True)  # cv: q(z|y) weights
+    # cv: the q(z|y) weights into the conditional prior, along the bottom and up the gap between the
+    # networks' column and the terms' column, so that the line crosses no box
+    gap_x = (right("prior")[0] + left("cp")[0]) / 2
+    start = right("qz", -0.15)
+    ax.plot([start[0], gap_x, gap_x], [start[1], start[1], boxes["cp"][0][1] - 0.15], color="#1f5fa8", lw=1.1,
+            ls="--", zorder=2)
+    _link(ax, (gap_x, boxes["cp"][0][1] - 0.15), left("cp", -0.15), colour="#1f5fa8", dashed=True)
     _link(ax, right("post", 0.2), left("cp", -0.05), colour="#b03030", dashed=True)      # mi: p(z|x,w) weights
     _link(ax, right("post", -0.25), left("zp", 0.15), colour="#b03030", rad=-0.1, dashed=True)   # mi: KL(p(z|x,w) || pi)
     for term in ("rec", "cp", "cv", "wp", "zp"):
@@ -256,8 +271,65 @@ def draw_autodiff_graph(path: Path) -> Path:
     d = c + a
     L = ag.log(d)
     fig = ag.draw_graph(L, names={"a": a, "b": b, "c": c, "d": d, "L": L})
-    fig.suptitle("L = log(a * b + a): data flows left to right, gradients dL/d(node) right to left", fontsize=10)
+    local = {("a", "c"): "∂c/∂a = b = 3", ("b", "c"): "∂c/∂b = a = 2", ("c", "d"): "∂d/∂c = 1",
+             ("a", "d"): "∂d/∂a = 1", ("d", "L"): "∂L/∂d = 1/d = 0.125"}
+    _label_edges(fig.axes[0], local)
+    fig.suptitle("L = log(a * b + a): data flows left to right, gradients dL/d(node) right to left;\n"
+                 "each edge carries its local derivative, and a node's gradient is the sum over its out-edges "
+                 "of (edge) x (gradient at the edge's end)", fontsize=9)
     return _save(fig, path, dpi=90)
+
+
+def _label_edges(ax, labels: dict) -> None:
+    """Write labels[(input name, result name)] on the arrows that ag.draw_graph drew in ax.
+
+    draw_graph draws each node as a box with its name on the first line of its text, and each edge as
+    an arrow from the right side of the input's box to the left side of the result's box; the boxes are
+    0.8 wide. An arrow that skips a column is an arc, whose middle is found as matplotlib's arc3 puts it.
+    """
+    from matplotlib.text import Annotation
+
+    half = 0.4
+    centres = {(round(t.get_position()[0], 6), round(t.get_position()[1], 6)): t.get_text().split("\n")[0]
+               for t in ax.texts if not isinstance(t, Annotation)}
+    found = set()
+    for arrow in (t for t in ax.texts if isinstance(t, Annotation)):
+        (x1, y1), (x0, y0) = arrow.xy, arrow.xyann
+        parent = centres[(round(x0 - half, 6), round(y0, 6))]
+        child = centres[(round(x1 + half, 6), round(y1, 6))]
+        rad = float(arrow.arrow_patch.get_connectionstyle().rad)
+        a, b = ax.transData.transform((x0, y0)), ax.transData.transform((x1, y1))
+        mid = (a + b) / 2 + rad / 2 * np.array([b[1] - a[1], -(b[0] - a[0])])   # the Bezier curve's middle
+        x, y = ax.transData.inverted().transform(mid)
+        ax.text(x, y, labels[(parent, child)], ha="center", va="center", fontsize=7, color="#1f5fa8",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"), zorder=5)
+        found.add((parent, child))
+    if found != set(labels):
+        raise RuntimeError(f"edges drawn {sorted(found)} are not the edges labelled {sorted(labels)}")
+
+
+def draw_vae_samples(path: Path) -> Path:
+    """The samples of the VAE that docs/vae.md trains: the page's own Python blocks run, in order, in a
+    temporary folder (their printing silenced), and the picture its last block saves is kept, so the
+    figure is what that code draws."""
+    page = (ROOT / "docs" / "vae.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python[^\n]*\n(.*?)^```", page, flags=re.DOTALL | re.MULTILINE)
+    cwd = Path.cwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        try:
+            namespace = {"__name__": "__main__"}
+            with contextlib.redirect_stdout(io.StringIO()):
+                for code in blocks:
+                    exec(compile(code, str(ROOT / "docs" / "vae.md"), "exec"), namespace)  # noqa: S102 - our page
+            plt.close("all")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(folder) / "vae_samples.png", path)
+        finally:
+            os.chdir(cwd)
+    if path.stat().st_size >= MAX_BYTES:
+        raise RuntimeError(f"{path.name} is {path.stat().st_size:,} bytes; keep figures under {MAX_BYTES:,}")
+    return path
 
 
 def _save(fig, path: Path, dpi: int = DPI) -> Path:
@@ -276,6 +348,7 @@ DIAGRAMS = {
     "gmvae_graphical_models.png": draw_gmvae_graphical_models,
     "gmvae_loss.png": draw_gmvae_loss,
     "autodiff_graph.png": draw_autodiff_graph,
+    "vae_samples.png": draw_vae_samples,
 }
 
 

@@ -1,10 +1,10 @@
-"""Regenerate every figure of the docs (docs/figures/*.png) and print the tables of docs/results.md.
+"""Regenerate every figure of the docs (docs/figures/*.png) and print the tables of docs/results.md and docs/studies.md.
 
 The figures are drawn from run directories alone (config.json, metrics.jsonl, snapshot.npz; see
 gmvae_np/rundir.py and gmvae_np/plots/), so they can be redrawn at any time without training again:
 
     python docs/make_figures.py                 draw every figure whose runs exist, list the missing runs
-    python docs/make_figures.py --tables        also print the Markdown tables of docs/results.md
+    python docs/make_figures.py --tables        also print the Markdown tables of docs/results.md and docs/studies.md
     python docs/make_figures.py --commands      print the commands that train every expected run
 
 The runs it expects live under --runs (default runs/docs); RUNS below lists each one with the command
@@ -71,7 +71,7 @@ DIAGNOSIS = {   # what stops the collapse: the balance term or the recipe's othe
     "diag-recipe": ("./run.sh mnist-recipe --restarts 1 --epochs 5", "recipe (balance 10)"),
 }
 DIAGNOSIS_EPOCHS = 5
-RECIPE = {   # series of seeds with restarts (docs/results.md, section 5)
+RECIPE = {   # series of seeds with restarts (docs/studies.md; summarised in docs/results.md, section 5)
     "mnist_recipe-K10": ("./run.sh mnist-recipe --K 10 --seeds 1-5 --select-by train_elbo",
                          "recipe, K=10, kept by train_elbo"),
     "mnist_recipe-K16": ("./run.sh mnist-recipe --K 16 --seeds 1-5 --select-by train_elbo",
@@ -91,7 +91,7 @@ SELECTION_SERIES = ("mnist_recipe-K10", "mnist_recipe-K16", "mnist_recipe-K10-se
                     "mnist_recipe-K16-seeds6-10")
 PRESET_SERIES = "mnist_recipe-K10-entropy"                      # ./run.sh mnist-recipe as it stands
 SCREEN_EPOCHS = 5
-SCREEN_ARMS = {   # one-change screens of the recipe: 5 epochs, no restarts (docs/results.md, section 5)
+SCREEN_ARMS = {   # one-change screens of the recipe: 5 epochs, no restarts (docs/studies.md; summarised in docs/results.md, section 5)
     "recipe": ("", "the recipe", {10: (1, 2, 3, 4), 16: (1, 2)}),
     "bal0": ("--balance 0", "no balance term", {10: (1, 2, 3, 4), 16: (1, 2)}),
     "bal1": ("--balance 1", "balance weight 1", {16: (1, 2)}),
@@ -114,7 +114,7 @@ SCREENS = {
                                             f"--seed {seed} {flags}".split()), f"K={K}, {caption}")
     for arm, (flags, caption, seeds) in SCREEN_ARMS.items() for K, ks in seeds.items() for seed in ks
 }
-SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/results.md, section 3)
+SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/studies.md, "With restarts")
     "spiral-restarts": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --select-by train_elbo "
                         "--log-every 0 --no-plots", "spiral (1 rad), 3 restarts kept by train_elbo"),
     "spiral-restarts-entropy": ("./run.sh spiral --seeds 1-10 --restarts 3 --restart-epochs 100 --select-by "
@@ -619,6 +619,15 @@ def draw_side_by_side(runs: dict, captions: dict, title: str, path: Path) -> Pat
     return save_png(fig, path)
 
 
+def sparse_evaluations(run: plots.Run, every: int = 25) -> plots.Run:
+    """The run with its evaluation records kept every `every` epochs and at the last: the spiral is
+    evaluated after each of its 500 epochs, and 500 markers would hide the training curves under them."""
+    last = max((m["epoch"] for m in run.metrics), default=0)
+    metrics = [m if m["epoch"] % every == 0 or m["epoch"] == last else {k: v for k, v in m.items() if k != "eval"}
+               for m in run.metrics]
+    return dataclasses.replace(run, metrics=metrics)
+
+
 def draw_spiral_small(run: plots.Run, path: Path) -> Path:
     """The README's figure: the spiral coloured by cluster beside its latent space."""
     fig = Figure(figsize=(6.4, 3.3), dpi=80, layout="constrained")
@@ -722,9 +731,9 @@ def main(argv=None) -> int:
     if found:
         run = found["spiral"]
         report(draw_spiral_small(run, args.out / "spiral_small.png"))
-        for draw, name in ((plots.draw_latent, "spiral_latent.png"), (plots.draw_recon_2d, "spiral_recon.png"),
-                           (plots.draw_learning_curves, "spiral_curves.png")):
+        for draw, name in ((plots.draw_latent, "spiral_latent.png"), (plots.draw_recon_2d, "spiral_recon.png")):
             report(draw(run, args.out / name))
+        report(plots.draw_learning_curves(sparse_evaluations(run), args.out / "spiral_curves.png"))
 
     for table, title, png in ((CV_ABLATION, "cv variant, K = 8: the paper's Figure 2 settings",
                                "ablation_cv.png"),

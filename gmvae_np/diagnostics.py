@@ -1,7 +1,7 @@
 """How the clusters form, or collapse: four summaries of one batch, logged every epoch.
 
 The faithful MNIST settings put the data into a few of the K clusters in the first epoch and never
-recover (docs/results.md, section 5, "What fails, and why"). These numbers show that mechanism as it
+recover (docs/studies.md, "What fails, and why"). These numbers show that mechanism as it
 happens; the trainer averages them over each epoch's steps and over the evaluation set and writes them
 to metrics.jsonl beside the ELBO terms:
 

@@ -157,7 +157,7 @@ def batch_balance(log_cluster_probs):
     assignment; log K when every point goes to the same cluster. Not an ELBO term: the z prior
     KL(p_k || pi) of each point costs log K for every one-hot assignment, however few clusters are
     used, and so cannot tell a collapse into few clusters from a balanced clustering; this term can
-    (docs/gmvae.md, "A recipe for MNIST"). log p_bar comes from a log-mean-exp of the log-probabilities.
+    (docs/gmvae.md, section 9). log p_bar comes from a log-mean-exp of the log-probabilities.
     """
     K = log_cluster_probs.shape[-1]
     rows = ag.reshape(log_cluster_probs, (math.prod(log_cluster_probs.shape[:-1]), K))

@@ -21,7 +21,7 @@ pretrained autoencoder. For the GMVAE that takes three steps, none of which read
 
 The q(z|y) head of the cv variant is left as it is: the conditional prior's gradient moves q(z|y)
 towards the components whose KL is smallest, that is towards the mixture's partition, in the first
-steps. docs/gmvae.md (section 9) has the formulas, docs/results.md what the start did on MNIST.
+steps. docs/gmvae.md (section 10) has the formulas, docs/studies.md what the start did on MNIST.
 """
 from __future__ import annotations
 

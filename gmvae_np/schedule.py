@@ -11,8 +11,8 @@ step count t (``steps_per_epoch`` steps per epoch, T = anneal_epochs * steps_per
     eta    the weight of the z prior (cv variant): from ``--eta-start`` to ``--eta``.
 
 Step t is the number of optimiser steps taken before the current one, which the checkpoint stores, so a
-resumed run anneals exactly as an uninterrupted one. docs/gmvae.md (section 9) gives the formulas and
-docs/results.md what annealing did on MNIST.
+resumed run anneals exactly as an uninterrupted one. docs/gmvae.md (section 10) gives the formulas and
+docs/studies.md ("The other parts, screened") what annealing did on MNIST.
 """
 from __future__ import annotations
 

@@ -188,3 +188,12 @@ def test_committed_figures_are_small_and_used():
     assert present <= used, f"figures no page shows: {sorted(present - used)}"
     for path in FIGURES.glob("*.png"):
         assert path.stat().st_size < 300_000, f"{path.name} is {path.stat().st_size:,} bytes; keep figures < 300 KB"
+
+
+def test_spiral_curves_keep_an_evaluation_every_25_epochs_and_the_last(make_figures, tmp_path):
+    run = make_figures.plots.Run(tmp_path, {}, [{"epoch": e, "train": {"neg_elbo": 1.0}, "eval": {"neg_elbo": 0.5}}
+                                                for e in range(1, 61)])
+    sparse = make_figures.sparse_evaluations(run)
+    assert [m["epoch"] for m in sparse.metrics if "eval" in m] == [25, 50, 60]
+    assert all("train" in m for m in sparse.metrics) and len(sparse.metrics) == 60
+    assert all("eval" in m for m in run.metrics), "the run read from disk must be left as it was"

@@ -23,8 +23,8 @@ def make_spiral(n_per_arm: int = 1000, arms: int = 5, seed: int = 0, noise: floa
     at least 0.25 apart (ten noise standard deviations), so the arms are curved but separable.
     The turn decides, more than anything else, how well a GMVAE clusters the arms: the default of 1 rad
     is about the pinwheel data's (Johnson et al., 2016); run directories from before ``curl`` existed
-    were trained on 2 rad and are read back with it. What each turn measured is in docs/results.md,
-    section 3; ``--curl`` sets it on the command line.
+    were trained on 2 rad and are read back with it. What each turn measured is in docs/studies.md
+    (summarised in docs/results.md, section 3); ``--curl`` sets it on the command line.
     Rows are shuffled; y_train holds each point's arm. There is no test split: clustering is evaluated
     on the training points.
     """
