@@ -152,6 +152,13 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     hidden, Dx, Dw             network width and the sizes of the latents x and w
     alpha, eta, lam            weights of the consistency violation and z prior (read by cv only),
                                free-bits threshold (read by mi only)
+    balance     weight of the batch balance term KL(mean of q(z|y) over a batch || uniform), which keeps
+                every cluster in use (0: off)
+    n_neighbors k of the neighbour graph of the (standardised) rows, whose neighbour term asks each row and
+                one of its k nearest rows for one cluster (gmvae_np.neighbours; cv only; 0: off); more than
+                the other rows is clipped to their number
+    neighbor_weight  the neighbour term's weight
+    mutual_neighbors keep only mutual neighbours (j among i's k nearest and i among j's)
     mc          Monte Carlo samples per row
     likelihood  "gaussian" (real-valued columns) or "bernoulli" (values in [0, 1])
     standardize z-score each column before training (Gaussian likelihood only); the same scaling is
@@ -166,7 +173,8 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def __init__(self, n_clusters: int = 8, *, variant: str = "cv", epochs="auto", batch_size: int = 64,
                  lr: float = 1e-3, hidden: int = 64, Dx: int = 16, Dw: int = 8, alpha: float = 1.0,
-                 eta: float = 1.0, lam: float = 0.5, mc: int = 1, likelihood: str = "gaussian",
+                 eta: float = 1.0, lam: float = 0.5, balance: float = 0.0, n_neighbors: int = 0,
+                 neighbor_weight: float = 20.0, mutual_neighbors: bool = False, mc: int = 1, likelihood: str = "gaussian",
                  standardize: bool = True, n_init: int = 1, n_jobs=None, random_state=None,
                  dtype: str = "float32", backend: str = "numpy", verbose: bool = False):
         self.n_clusters = n_clusters
@@ -180,6 +188,10 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.alpha = alpha
         self.eta = eta
         self.lam = lam
+        self.balance = balance
+        self.n_neighbors = n_neighbors
+        self.neighbor_weight = neighbor_weight
+        self.mutual_neighbors = mutual_neighbors
         self.mc = mc
         self.likelihood = likelihood
         self.standardize = standardize
@@ -249,17 +261,23 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         K = self.n_clusters
         if isinstance(K, numbers.Integral) and not isinstance(K, bool):
             K = max(2, int(K))  # one cluster: two components reported together (module docstring)
+        k = self.n_neighbors
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            k = min(int(k), n_rows - 1)   # as many as there are other rows, at most
+        graph = dict(neighbours=k, neighbour_weight=self.neighbor_weight,
+                     mutual_neighbours=self.mutual_neighbors) if k else {}
         try:
             return Settings(
                 experiment="estimator", dataset="array", arch="fc", likelihood=self.likelihood,
                 K=K, Dx=self.Dx, Dw=self.Dw, hidden=self.hidden, variant=self.variant,
-                alpha=self.alpha, eta=self.eta, lam=self.lam, mc=self.mc, epochs=epochs,
+                alpha=self.alpha, eta=self.eta, lam=self.lam, balance=self.balance, mc=self.mc, epochs=epochs,
                 batch_size=batch, lr=self.lr, seed=seed, dtype=self.dtype, backend=self.backend,
                 eval_every=epochs if isinstance(epochs, int) and epochs > 0 else 1,
-                log_every=0, plots=False).validate()
+                log_every=0, plots=False, **graph).validate()
         except ValueError as e:
             # the settings speak in command-line flags; name the estimator's parameters instead
             msg = str(e).replace("--K", "n_clusters").replace("--batch-size", "batch_size")
+            msg = msg.replace("--neighbour-weight", "neighbor_weight").replace("--neighbours", "n_neighbors")
             raise ValueError(msg.replace("--", "")) from None
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:

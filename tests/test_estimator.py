@@ -170,6 +170,10 @@ def test_bad_X_is_refused_clearly(X, fragment):
     (dict(likelihood="bernoulli"), "pass standardize=False"),
     (dict(likelihood="bernoulli", standardize=False), "needs values in \\[0, 1\\]"),
     (dict(backend="tpu"), "backend must be one of"),
+    (dict(n_neighbors=-1), "n_neighbors must be a whole number >= 0"),
+    (dict(n_neighbors=3, neighbor_weight=-1.0), "neighbor_weight must be a number >= 0"),
+    (dict(n_neighbors=3, variant="mi"), "the mi variant has no q"),
+    (dict(balance=-2.0), "balance must be a number >= 0"),
 ])
 def test_bad_parameters_are_refused_at_fit(params, fragment):
     X, _ = blobs(n_per=5)
@@ -193,9 +197,20 @@ TINY = dict(n_clusters=3, epochs=10, batch_size=10, hidden=16, Dx=2, Dw=2, lr=1e
             dtype="float64")
 
 
-@parametrize_with_checks([GMVAEClustering(**TINY)])
+@parametrize_with_checks([GMVAEClustering(**TINY), GMVAEClustering(**TINY, n_neighbors=5, neighbor_weight=5.0, balance=10.0)])
 def test_sklearn_check_estimator(estimator, check):
     check(estimator)
+
+
+def test_the_neighbour_term_is_trained_and_k_is_clipped_to_the_rows():
+    X, y = blobs(n_per=20)
+    on = GMVAEClustering(n_clusters=3, n_neighbors=5, neighbor_weight=3.0, balance=1.0, **FAST).fit(X)
+    off = GMVAEClustering(n_clusters=3, balance=1.0, **FAST).fit(X)
+    first_on, first_off = on.history_[0]["train"], off.history_[0]["train"]
+    # the term adds 3 * agreement (> 0) to the objective; the ELBO's terms are no part of it
+    assert first_on["objective"] - first_on["neg_elbo"] > first_off["objective"] - first_off["neg_elbo"] + 0.5
+    small = GMVAEClustering(n_clusters=2, n_neighbors=10, epochs=2, batch_size=4, random_state=0).fit(X[:6])
+    assert small.labels_.shape == (6,)                   # 10 neighbours of 6 rows: clipped to the other 5
 
 
 def test_one_cluster_puts_every_row_in_it():

@@ -1,0 +1,161 @@
+"""The tables and figures of the neighbour-graph study (docs/results.md, section 8), from run directories.
+
+    python docs/make_figures.py --runs RUNS --tables     prints them with the rest (make_figures calls this)
+
+Two kinds of run are read, both under RUNS/neighbours/:
+
+    screens/<name>/    one short run each, any settings: the table lists, per run, the settings that differ
+                       from the mnist_recipe preset, and the accuracy after each screening length
+    <series>/          a series of seeds (``--seeds``), without restarts: one row per seed and the mean
+
+Nothing here trains; the commands that train each run are in NEIGHBOUR_SERIES and in the screens'
+own config.json (every setting is there).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gmvae_np import plots
+from gmvae_np.presets import preset
+
+_GRAPH = "--neighbours 10 --neighbour-weight 20 --balance 10"
+NEIGHBOUR_SERIES = {   # name -> (command, caption): the confirmation over seeds (docs/results.md, section 8)
+}
+SHOWN = ("K", "seed", "neighbours", "neighbour_weight", "balance", "mutual_neighbours", "neighbour_space",
+         "restarts", "anneal_epochs", "kl_start", "lr")
+
+
+def _read(run_dir: Path):
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+        metrics = plots.read_metrics(run_dir / "metrics.jsonl")
+    except (OSError, ValueError, plots.RunDirError):
+        return None
+    return config, metrics
+
+
+def _changes(settings: dict) -> str:
+    """The settings of a run that differ from the mnist_recipe preset (K and seed are columns of their own)."""
+    base = preset("mnist_recipe").to_dict()
+    skip = {"K", "seed", "epochs", "plots", "log_every", "eval_every", "plot_every", "data_dir", "backend"}
+    out = [f"{k.replace('_', '-')} {v}" for k, v in settings.items()
+           if k in base and k not in skip and v != base[k]]
+    return ", ".join(out) or "the recipe"
+
+
+def screen_table(root: Path, at=(5, 10)) -> str | None:
+    """One row per screen in root/screens: its changes from the recipe, K, seed, the accuracy (paper's
+    criterion) at the epochs ``at`` and at its last epoch, the clusters in use and the seconds per epoch."""
+    folder = root / "screens"
+    if not folder.is_dir():
+        return None
+    rows = []
+    for run_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        read = _read(run_dir)
+        if read is None or not read[1]:
+            continue
+        config, metrics = read
+        s = config["settings"]
+        acc = {r["epoch"]: 100 * r["eval"]["acc_paper"] for r in metrics if "eval" in r}
+        last = metrics[-1]
+        timing = [json.loads(line) for line in (run_dir / "timing.jsonl").read_text().splitlines() if line.strip()]
+        per_epoch = np.median([t["epoch_seconds"] for t in timing]) if timing else float("nan")
+        rows.append((s["K"], _changes(s), s["seed"], run_dir.name,
+                     " | ".join(f"{acc[e]:.1f}" if e in acc else "" for e in at),
+                     f"{acc.get(last['epoch'], float('nan')):.1f} (epoch {last['epoch']})",
+                     last.get("eval", {}).get("clusters_used", ""), f"{per_epoch:.0f} s"))
+    if not rows:
+        return None
+    lines = ["| K | settings (changes from the recipe) | seed | run | " + " | ".join(f"acc. after {e}" for e in at)
+             + " | acc. at the end | clusters used | seconds per epoch |", "|---|---|---|---|" + "---|" * len(at)
+             + "---|---|---|"]
+    for r in sorted(rows):
+        lines.append("| " + " | ".join(str(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
+def read_plain_series(root: Path) -> list[dict] | None:
+    """Per finished seed of a series without restarts: the last evaluation, the wall time (training,
+    evaluation and the graph when this seed built it) and the epochs. None when there is no series."""
+    try:
+        seeds = json.loads((root / "seeds.json").read_text())["seeds"]
+    except (OSError, ValueError, KeyError):
+        return None
+    rows = []
+    for seed in seeds:
+        read = _read(root / f"seed{seed}")
+        if read is None:
+            continue
+        config, metrics = read
+        if not metrics or metrics[-1]["epoch"] != config["settings"]["epochs"] or "eval" not in metrics[-1]:
+            continue
+        timing = [json.loads(line) for line in (root / f"seed{seed}" / "timing.jsonl").read_text().splitlines()
+                  if line.strip()]
+        graph = config.get("neighbour_graph") or {}
+        rows.append({"seed": seed, "final": {"epoch": metrics[-1]["epoch"], **metrics[-1]["eval"]},
+                     "seconds": timing[-1]["seconds"] if timing else float("nan"),
+                     "graph_agreement": graph.get("label_agreement")})
+    return rows
+
+
+def series_table(root: Path, names: dict) -> str | None:
+    """One row per seed of each series in ``names`` (name -> caption), then mean ± std and best."""
+    lines = ["| run | seed | epochs | acc. (paper's criterion) | Hungarian acc. | NMI | ARI | clusters used | "
+             "wall time |", "|---|---|---|---|---|---|---|---|---|"]
+    found = False
+    for name, caption in names.items():
+        rows = read_plain_series(root / name)
+        if not rows:
+            continue
+        found = True
+        for r in rows:
+            ev = r["final"]
+            lines.append(f"| {caption} | {r['seed']} | {ev['epoch']} | {100 * ev['acc_paper']:.2f} | "
+                         f"{100 * ev['acc_hungarian']:.2f} | {ev['nmi']:.3f} | {ev['ari']:.3f} | "
+                         f"{ev['clusters_used']} | {r['seconds'] / 60:.1f} min |")
+        if len(rows) > 1:
+            col = {k: np.asarray([r["final"][k] for r in rows], dtype=float)
+                   for k in ("acc_paper", "acc_hungarian", "nmi", "ari", "clusters_used")}
+            minutes = np.asarray([r["seconds"] / 60 for r in rows])
+            lines.append(f"| **{caption}: mean ± std over {len(rows)} seeds** | | | **{_ms(100 * col['acc_paper'])}** | "
+                         f"{_ms(100 * col['acc_hungarian'])} | {_ms(col['nmi'], 3)} | {_ms(col['ari'], 3)} | "
+                         f"{_ms(col['clusters_used'], 1)} | {_ms(minutes, 1)} min |")
+    return "\n".join(lines) if found else None
+
+
+def _ms(v, digits: int = 2) -> str:
+    v = np.asarray(v, dtype=float)
+    return f"{v.mean():.{digits}f} ± {(v.std(ddof=1) if v.size > 1 else 0.0):.{digits}f}"
+
+
+def curves(root: Path, pairs: dict, path: Path) -> Path | None:
+    """Accuracy (paper's criterion) by epoch of run pairs with and without the term: pairs maps a caption
+    to a run directory under root; None when none of them exists."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.6))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    drawn = 0
+    for caption, rel in pairs.items():
+        read = _read(root / rel)
+        if read is None:
+            continue
+        metrics = read[1]
+        epochs = [r["epoch"] for r in metrics if "eval" in r]
+        ax.plot(epochs, [100 * r["eval"]["acc_paper"] for r in metrics if "eval" in r], marker="o", ms=3,
+                label=caption)
+        drawn += 1
+    if not drawn:
+        return None
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy, paper's criterion (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
