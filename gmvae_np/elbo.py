@@ -47,7 +47,8 @@ from autograd_lite import functional as F
 TERMS = ("reconstruction", "conditional_prior", "w_prior", "z_prior", "consistency_violation")
 VARIANTS = ("cv", "mi")
 # The weights each variant's objective (below) reads; the others play no part in it.
-VARIANT_WEIGHTS = {"cv": ("alpha", "eta", "balance", "invariance", "neighbour_weight"), "mi": ("lam", "balance")}
+VARIANT_WEIGHTS = {"cv": ("alpha", "eta", "balance", "invariance", "neighbour_weight", "neighbour_code_weight"),
+                   "mi": ("lam", "balance")}
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
@@ -183,6 +184,20 @@ def assignment_agreement(log_q, log_q_moved):
     return -ag.mean(ag.logsumexp(log_q + log_q_moved, axis=-1))
 
 
+def code_agreement(x_mean, x_logvar, other_mean, other_logvar):
+    """mean_b 1/2 [ KL(q(x|y_b) || q(x|y'_b)) + KL(q(x|y'_b) || q(x|y_b)) ]: how far apart the codes of a row
+    and of its neighbour y'_b lie, in nats (the symmetric KL of two diagonal Gaussians). A scalar.
+
+    x_mean, x_logvar, other_mean, other_logvar: (B, Dx). 0 only when both rows get the same q(x|.). It pulls
+    the codes of neighbouring rows together, so that the code space, where the mixture's components
+    live, follows the data's neighbourhoods as well as its pixels' largest directions (the graph embedding
+    of DGG, Yang et al., 2019; docs/gmvae.md, section 11). Not an ELBO term; the gradient reaches both.
+    """
+    there = F.gaussian_kl(x_mean, x_logvar, other_mean, other_logvar)
+    back = F.gaussian_kl(other_mean, other_logvar, x_mean, x_logvar)
+    return ag.mean(0.5 * (there + back))
+
+
 def negative_elbo(terms: dict):
     """The negative ELBO per data point: the sum of the four ELBO terms (no eta, alpha or lambda)."""
     return terms["reconstruction"] + terms["conditional_prior"] + terms["w_prior"] + terms["z_prior"]
@@ -190,7 +205,8 @@ def negative_elbo(terms: dict):
 
 def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0, lam: float = 0.0,
               balance: float = 0.0, batch_kl=None, kl: float = 1.0, invariance: float = 0.0,
-              moved_agreement=None, neighbour_weight: float = 0.0, neighbour_agreement=None):
+              moved_agreement=None, neighbour_weight: float = 0.0, neighbour_agreement=None,
+              neighbour_code_weight: float = 0.0, neighbour_codes=None):
     """The scalar training objective (minimised): a batch mean of the terms, weighted per variant.
 
     cv: mean_b( reconstruction + kl (conditional_prior + w_prior + eta z_prior) + alpha consistency_violation )
@@ -199,12 +215,14 @@ def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0
     when balance is 0), and, for cv, + invariance * moved_agreement with moved_agreement =
     :func:`assignment_agreement` (left out when invariance is 0), and + neighbour_weight *
     neighbour_agreement, the same agreement between each row and a neighbour drawn from the
-    training data's neighbour graph (cv; left out when neighbour_weight is 0). ``kl`` weighs the three KL terms
+    training data's neighbour graph (cv; left out when neighbour_weight is 0), and + neighbour_code_weight *
+    neighbour_codes, :func:`code_agreement` of the same pairs (cv; left out when 0). ``kl`` weighs the three KL terms
     together: 1 is the ELBO's own weight, and a KL warm-up (gmvae_np.schedule) raises it from below 1
     during the first epochs.
     """
     alpha, eta, lam, balance, kl = float(alpha), float(eta), float(lam), float(balance), float(kl)
     invariance, neighbour_weight = float(invariance), float(neighbour_weight)
+    neighbour_code_weight = float(neighbour_code_weight)
 
     def weighted(t):                                   # kl * t, and t itself (the same floats) at kl = 1
         return t if kl == 1.0 else kl * t
@@ -233,4 +251,9 @@ def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0
             raise ValueError("objective: neighbour_weight > 0 needs the cv variant and neighbour_agreement = "
                              "assignment_agreement(log q(z|y), log q(z|a neighbour of y))")
         total = total + neighbour_weight * neighbour_agreement
+    if neighbour_code_weight:
+        if variant != "cv" or neighbour_codes is None:
+            raise ValueError("objective: neighbour_code_weight > 0 needs the cv variant and neighbour_codes = "
+                             "code_agreement(q(x|y), q(x|a neighbour of y))")
+        total = total + neighbour_code_weight * neighbour_codes
     return total

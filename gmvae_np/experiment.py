@@ -51,6 +51,7 @@ def model_config(settings: Settings, data: Dataset):
                            eta=settings.eta, lam=settings.lam, balance=settings.balance, mc=settings.mc,
                            dtype=settings.dtype, invariance=settings.invariance, shift=settings.shift,
                            image_shape=data.image_shape if settings.invariance else None,
-                           neighbour_weight=settings.neighbour_weight)
+                           neighbour_weight=settings.neighbour_weight,
+                           neighbour_code_weight=settings.neighbour_code_weight)
     except (ValueError, TypeError) as e:  # the config's own validation: a settings problem
         raise SettingsError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None

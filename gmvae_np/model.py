@@ -56,7 +56,7 @@ CONV_INPUT_SHAPES = ((1, 28, 28),)
 """Input shapes the convolutional architecture is built for (its kernel sizes fit 28x28 exactly)."""
 
 ARCHS = ("fc", "conv")
-WEIGHTS = ("alpha", "eta", "lam", "balance", "invariance", "neighbour_weight")
+WEIGHTS = ("alpha", "eta", "lam", "balance", "invariance", "neighbour_weight", "neighbour_code_weight")
 """The objective's weights a config holds; ``loss(weights=...)`` may override them, and ``kl``, per batch."""
 DTYPES = ("float32", "float64")
 
@@ -86,6 +86,8 @@ class GMVAEConfig:
                  to ``shift`` pixels each way of images of ``image_shape`` (C, H, W) (gmvae_np.augment)
     neighbour_weight  weight of the neighbour term -log sum_k q(z=k|y) q(z=k|y'), y' a neighbour of y in
                  the training data, given to ``loss`` as ``neighbours`` (cv; 0 = off; gmvae_np.neighbours)
+    neighbour_code_weight  weight of the code agreement of the same pairs: the symmetric KL between q(x|y) and
+                 q(x|y') (cv; 0 = off)
     mc           number M of Monte Carlo samples of (x, w) per data point
     dtype        "float32" or "float64" for the parameters and the computation
     """
@@ -108,6 +110,7 @@ class GMVAEConfig:
     shift: int = 2
     image_shape: tuple | None = None
     neighbour_weight: float = 0.0
+    neighbour_code_weight: float = 0.0
 
     def __post_init__(self):
         shape = self.input_shape
@@ -138,9 +141,10 @@ class GMVAEConfig:
             setattr(self, name, float(value))
         if self.invariance:
             self._check_invariance()
-        if self.neighbour_weight and self.variant != "cv":
-            raise ValueError(f"GMVAEConfig.neighbour_weight needs the cv variant (its q(z|y) head); got variant "
-                             f"{self.variant!r}")
+        for name in ("neighbour_weight", "neighbour_code_weight"):
+            if getattr(self, name) and self.variant != "cv":
+                raise ValueError(f"GMVAEConfig.{name} needs the cv variant (its q(z|y) head); got variant "
+                                 f"{self.variant!r}")
         if self.arch == "conv" and self.input_shape not in CONV_INPUT_SHAPES:
             raise ValueError(f"GMVAEConfig.arch='conv' needs input_shape (1, 28, 28) (its kernels fit 28x28 "
                              f"images); got {self.input_shape}: use arch='fc' for other shapes")
@@ -398,13 +402,13 @@ class GMVAE(Module):
         }
         batch_kl = elbo.batch_balance(log_cluster) if w["balance"] else None
         moved_agreement = self._moved_agreement(y, log_cluster, noise, rng) if w["invariance"] else None
-        neighbour_agreement = None
-        if w["neighbour_weight"] and (neighbours is not None or self.training):
-            neighbour_agreement = self._neighbour_agreement(neighbours, log_cluster)
-        elif w["neighbour_weight"]:            # eval mode without neighbours: the bound and its terms only
-            w["neighbour_weight"] = 0.0
+        pairs = {}
+        if (w["neighbour_weight"] or w["neighbour_code_weight"]) and (neighbours is not None or self.training):
+            pairs = self._neighbour_terms(neighbours, q, log_cluster)
+        elif w["neighbour_weight"] or w["neighbour_code_weight"]:   # eval mode without neighbours: the bound only
+            w["neighbour_weight"] = w["neighbour_code_weight"] = 0.0
         objective = elbo.objective(terms, c.variant, **w, batch_kl=batch_kl, moved_agreement=moved_agreement,
-                                   neighbour_agreement=neighbour_agreement)
+                                   **pairs)
         return LossResult(objective=objective, terms={k: v.detach() for k, v in terms.items()},
                           neg_elbo=elbo.negative_elbo(terms).detach(),
                           diagnostics=batch_diagnostics(log_cluster, kl_k))
@@ -426,16 +430,21 @@ class GMVAE(Module):
             shifts = draw_shifts(self._generator(rng), y.shape[0], c.shift)
         return self._agreement_with(shift_images(y, shifts, c.image_shape), log_cluster)
 
-    def _neighbour_agreement(self, neighbours, log_cluster: Tensor) -> Tensor:
-        """elbo.assignment_agreement between each row of the batch and its neighbour (same batch position)."""
+    def _neighbour_terms(self, neighbours, q: dict, log_cluster: Tensor) -> dict:
+        """elbo.assignment_agreement and elbo.code_agreement between each row of the batch and its neighbour
+        (same batch position), the neighbours through the recognition network once for both."""
         if neighbours is None:
-            raise ValueError("loss: a neighbour_weight needs neighbours, one neighbour of each row of y "
+            raise ValueError("loss: a neighbour weight needs neighbours, one neighbour of each row of y "
                              "(gmvae_np.neighbours.sample_neighbours draws them from the training data's graph)")
         neighbours = self._as_input(neighbours)
         if neighbours.shape[0] != log_cluster.shape[0]:
             raise ValueError(f"loss: {neighbours.shape[0]} neighbours for a batch of {log_cluster.shape[0]} rows; "
                              f"give one neighbour per row")
-        return self._agreement_with(neighbours, log_cluster)
+        other = self._encode(neighbours)
+        return {"neighbour_agreement": elbo.assignment_agreement(log_cluster,
+                                                                 ag.log_softmax(other["z_logits"], axis=-1)),
+                "neighbour_codes": elbo.code_agreement(q["x_mean"], q["x_logvar"], other["x_mean"],
+                                                       other["x_logvar"])}
 
     def _agreement_with(self, other: Tensor, log_cluster: Tensor) -> Tensor:
         """elbo.assignment_agreement of log q(z|y) and log q(z|other), other through the same networks."""

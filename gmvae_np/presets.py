@@ -110,6 +110,9 @@ class Settings:
                             "(gmvae_np/neighbours.py), built once and kept in the run directory; 0 = no graph")
     neighbour_weight: float = _s(0.0, "weight of the neighbour term -log sum_k q(z=k|y) q(z=k|y'), y' a neighbour "
                                       "of y drawn from the graph each step (cv variant; needs --neighbours)")
+    neighbour_code_weight: float = _s(0.0, "weight of the code agreement: the symmetric KL between q(x|y) and "
+                                           "q(x|y') for the same pairs, which pulls neighbours' codes together "
+                                           "(cv variant; needs --neighbours)")
     neighbour_space: str = _s("pca", "where neighbours are measured: pca (the centred rows on their "
                                      "--neighbour-dims leading principal axes) or raw (the rows as they are)",
                               choices=("pca", "raw"))
@@ -205,7 +208,8 @@ class Settings:
                                 f"got {self.K}")
         if not _finite_number(self.lr) or self.lr <= 0:
             raise SettingsError(f"--lr must be a positive number; got {self.lr!r}")
-        for name in ("alpha", "eta", "lam", "balance", "curl", "kl_start", "invariance", "neighbour_weight"):
+        for name in ("alpha", "eta", "lam", "balance", "curl", "kl_start", "invariance", "neighbour_weight",
+                     "neighbour_code_weight"):
             value = getattr(self, name)
             if not _finite_number(value) or value < 0:
                 raise SettingsError(f"{flag(name)} must be a number >= 0; got {value!r}")
@@ -218,15 +222,16 @@ class Settings:
         if self.invariance and self.variant != "cv":
             raise SettingsError("--invariance compares the cv variant's q(z|y) for an image and its moved copy; "
                                 "the mi variant has no q(z|y): leave it out or add --variant cv")
-        if self.neighbour_weight and not self.neighbours:
-            raise SettingsError(f"--neighbour-weight {self.neighbour_weight} needs a neighbour graph: give its k "
-                                f"too, e.g. --neighbours 10")
-        if self.neighbours and not self.neighbour_weight:
-            raise SettingsError(f"--neighbours {self.neighbours} builds a graph that only the neighbour term reads: "
-                                f"give its weight too, e.g. --neighbour-weight 20, or leave --neighbours out")
-        if self.neighbour_weight and self.variant != "cv":
-            raise SettingsError("--neighbour-weight compares the cv variant's q(z|y) for a row and its neighbour; "
-                                "the mi variant has no q(z|y): leave it out or add --variant cv")
+        for name in ("neighbour_weight", "neighbour_code_weight"):
+            if getattr(self, name) and not self.neighbours:
+                raise SettingsError(f"{flag(name)} {getattr(self, name)} needs a neighbour graph: give its k "
+                                    f"too, e.g. --neighbours 10")
+        if self.neighbours and not (self.neighbour_weight or self.neighbour_code_weight):
+            raise SettingsError(f"--neighbours {self.neighbours} builds a graph that only the neighbour terms read: "
+                                f"give a weight too, e.g. --neighbour-weight 20, or leave --neighbours out")
+        if (self.neighbour_weight or self.neighbour_code_weight) and self.variant != "cv":
+            raise SettingsError("the neighbour terms compare the cv variant's q(z|y) and q(x|y) for a row and its "
+                                "neighbour; the mi variant has no q(z|y): leave them out or add --variant cv")
         if not self.anneal_epochs and (self.kl_start != 1.0 or self.eta_start is not None):
             given = "--kl-start" if self.kl_start != 1.0 else "--eta-start"
             raise SettingsError(f"{given} sets where an annealed weight starts: give the annealing's length "

@@ -217,15 +217,17 @@ def test_variant_weights_name_what_the_objective_reads(variant, rng):
     terms = _terms("numpy", rng)
     kl = float(terms["z_prior"].numpy().mean())
     base = dict(alpha=0.4, eta=2.0, lam=kl + 1.0, balance=3.0,      # lam above the KL, where mi reads it
-                invariance=1.0 if variant == "cv" else 0.0, neighbour_weight=2.0 if variant == "cv" else 0.0)
+                invariance=1.0 if variant == "cv" else 0.0, neighbour_weight=2.0 if variant == "cv" else 0.0,
+                neighbour_code_weight=0.5 if variant == "cv" else 0.0)
     logits = [ag.log_softmax(t(rng.normal(size=(B, K)), "numpy"), axis=-1) for _ in range(3)]
     extra = dict(batch_kl=elbo.batch_balance(logits[0]), moved_agreement=elbo.assignment_agreement(*logits[:2]),
-                 neighbour_agreement=elbo.assignment_agreement(logits[0], logits[2]))
+                 neighbour_agreement=elbo.assignment_agreement(logits[0], logits[2]),
+                 neighbour_codes=ag.tensor(np.float64(1.7)))
     value = elbo.objective(terms, variant, **base, **extra).item()
     weights = sorted({k for names in elbo.VARIANT_WEIGHTS.values() for k in names})
-    assert weights == ["alpha", "balance", "eta", "invariance", "lam", "neighbour_weight"]
+    assert weights == ["alpha", "balance", "eta", "invariance", "lam", "neighbour_code_weight", "neighbour_weight"]
     for name in weights:
-        if name in ("invariance", "neighbour_weight") and variant == "mi":   # refused, not ignored: no q(z|y)
+        if name in ("invariance", "neighbour_weight", "neighbour_code_weight") and variant == "mi":   # refused, not ignored: no q(z|y)
             with pytest.raises(ValueError, match=f"{name} > 0 needs the cv variant"):
                 elbo.objective(terms, variant, **{**base, name: 0.5}, **extra)
             continue

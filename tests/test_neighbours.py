@@ -176,8 +176,27 @@ def _rows(B, seed=0):
     return np.random.default_rng(seed).normal(size=(B, 5))
 
 
-def test_gradcheck_objective_with_the_neighbour_term():
-    config = _config()
+def test_code_agreement_is_the_symmetric_kl_of_the_two_codes():
+    rng = np.random.default_rng(8)
+    m1, v1, m2, v2 = (rng.normal(size=(4, 3)) for _ in range(4))
+
+    def kl(ma, va, mb, vb):   # the textbook formula, in variances
+        sa, sb = np.exp(va), np.exp(vb)
+        return 0.5 * np.sum(np.log(sb / sa) + (sa + (ma - mb) ** 2) / sb - 1, axis=-1)
+
+    expected = np.mean(0.5 * (kl(m1, v1, m2, v2) + kl(m2, v2, m1, v1)))
+    got = elbo.code_agreement(*(ag.tensor(a) for a in (m1, v1, m2, v2))).item()
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert elbo.code_agreement(*(ag.tensor(a) for a in (m1, v1, m1, v1))).item() == pytest.approx(0.0, abs=1e-12)
+    tensors = [ag.tensor(a, dtype="float64", requires_grad=True) for a in (m1, v1, m2, v2)]
+    report = ag.gradcheck(elbo.code_agreement, *tensors)
+    assert report.comparisons >= 48 and report.max_abs_error < 1e-8
+
+
+@pytest.mark.parametrize("weights", [dict(neighbour_weight=4.0), dict(neighbour_weight=4.0, neighbour_code_weight=0.3),
+                                     dict(neighbour_weight=0.0, neighbour_code_weight=0.3)])
+def test_gradcheck_objective_with_the_neighbour_terms(weights):
+    config = _config(**weights)
     model = GMVAE(config, seed=4)
     neighbours = ag.tensor(_rows(5, seed=9), dtype="float64")
     original = model.loss
@@ -187,18 +206,19 @@ def test_gradcheck_objective_with_the_neighbour_term():
     assert r["joint_rel_error"] < 1e-6
 
 
-def test_the_term_adds_its_weight_times_the_agreement_and_nothing_else():
+def test_the_terms_add_their_weights_times_the_agreements_and_nothing_else():
     y, near = _rows(6), _rows(6, seed=3)
     noise = _noise(_config(), 6)
     off = GMVAE(_config(neighbour_weight=0.0), seed=2).loss(y, noise=noise)
-    model = GMVAE(_config(), seed=2)
+    model = GMVAE(_config(neighbour_code_weight=0.3), seed=2)
     on = model.loss(y, noise=noise, neighbours=near)
     np.testing.assert_array_equal(on.neg_elbo.numpy(), off.neg_elbo.numpy())
-    log_q = ag.log_softmax(model._encode(ag.tensor(y))["z_logits"], axis=-1)
-    log_near = ag.log_softmax(model._encode(ag.tensor(near))["z_logits"], axis=-1)
-    agreement = elbo.assignment_agreement(log_q, log_near).item()
-    assert agreement > 0
-    assert on.objective.item() == pytest.approx(off.objective.item() + 4.0 * agreement, rel=1e-12)
+    q, q_near = model._encode(ag.tensor(y)), model._encode(ag.tensor(near))
+    agreement = elbo.assignment_agreement(ag.log_softmax(q["z_logits"], axis=-1),
+                                          ag.log_softmax(q_near["z_logits"], axis=-1)).item()
+    codes = elbo.code_agreement(q["x_mean"], q["x_logvar"], q_near["x_mean"], q_near["x_logvar"]).item()
+    assert agreement > 0 and codes > 0
+    assert on.objective.item() == pytest.approx(off.objective.item() + 4.0 * agreement + 0.3 * codes, rel=1e-12)
 
 
 def test_training_needs_the_neighbours_and_evaluation_leaves_the_term_out():
@@ -214,7 +234,8 @@ def test_training_needs_the_neighbours_and_evaluation_leaves_the_term_out():
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(neighbours=10), "only the neighbour term reads: give its weight"),
+    (dict(neighbours=10), "only the neighbour terms read: give a weight"),
+    (dict(neighbour_code_weight=1.0), "--neighbour-code-weight 1.0 needs a neighbour graph"),
     (dict(neighbour_weight=5.0), "needs a neighbour graph: give its k"),
     (dict(neighbours=10, neighbour_weight=-1.0), "--neighbour-weight must be a number >= 0"),
     (dict(neighbours=-2, neighbour_weight=1.0), "--neighbours must be a whole number >= 0"),
@@ -281,3 +302,17 @@ def test_restarts_share_one_graph_in_their_root(tmp_path):
     for i in (1, 2):
         graph = json.loads((tmp_path / "run" / f"restart{i}" / "config.json").read_text())["neighbour_graph"]
         assert graph["file"] == str(next((tmp_path / "run").glob("neighbours-*.npz")))
+
+
+def test_the_benchmark_runs_and_both_find_the_same_neighbours(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_neighbours.py"
+    spec = importlib.util.spec_from_file_location("bench_neighbours", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio ours / scikit-learn" in out
+    assert "rows with the same neighbour set        100.000 %" in out
