@@ -35,6 +35,19 @@ except ImportError:  # a checkout that was not installed
 from gmvae_np.metrics import purity
 from gmvae_np.restarts import CRITERIA, criterion_values
 
+
+def _load_sibling(name: str):
+    """A module of docs/ by its path (this script also runs loaded by path, without docs/ on sys.path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+neighbour_study = _load_sibling("neighbour_study")
+
 _ABLATION = "--eval-every 25 --log-every 0 --no-plots"   # otherwise the spiral preset, the original code's
 
 # run name -> (command that trains it into RUNS_DIR/<name>, caption of its panel)
@@ -125,7 +138,7 @@ SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/studie
 SPIRAL_SELECTION = ("spiral-restarts", "spiral2-restarts")     # the -entropy series shares their screening
 RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "the spiral preset"),
         **CV_ABLATION, **MI_ABLATION, **MNIST, **FAITHFUL, **DIAGNOSIS, **RECIPE, **SCREENS, **LONG,
-        **SPIRAL_RESTARTS}
+        **SPIRAL_RESTARTS, **neighbour_study.NEIGHBOUR_SERIES, **neighbour_study.WITHOUT}
 
 MAX_BYTES = 300_000
 
@@ -812,6 +825,8 @@ def main(argv=None) -> int:
             if name in spirals:
                 print(f"\nchoosing among the restarts, {captions[name]}:\n"
                       f"{selection_table({name: spirals[name]}, captions)}\n")
+
+    missing_all += neighbour_study.report(args.runs, args.out, captions, args.tables, report)
 
     if missing_all:
         print("missing runs (figures skipped); train them with:", file=sys.stderr)

@@ -2,11 +2,12 @@
 
     python docs/make_figures.py --runs RUNS --tables     prints them with the rest (make_figures calls this)
 
-Two kinds of run are read, both under RUNS/neighbours/:
+Two kinds of run are read under RUNS:
 
-    screens/<name>/    one short run each, any settings: the table lists, per run, the settings that differ
-                       from the mnist_recipe preset, and the accuracy after each screening length
-    <series>/          a series of seeds (``--seeds``), without restarts: one row per seed and the mean
+    neighbour-screens/<name>/  one short run each, any settings: the table lists, per run, the settings that
+                               differ from the mnist_recipe preset, and the accuracy after each screening length
+    <series>/                  a series of seeds (``--seeds``) of NEIGHBOUR_SERIES, without restarts: one row
+                               per seed and the mean
 
 Nothing here trains; the commands that train each run are in NEIGHBOUR_SERIES and in the screens'
 own config.json (every setting is there).
@@ -21,11 +22,23 @@ import numpy as np
 from gmvae_np import plots
 from gmvae_np.presets import preset
 
-_GRAPH = "--neighbours 10 --neighbour-weight 20 --balance 10"
+_GRAPH = "--restarts 1 --epochs 20 --neighbours 10 --neighbour-weight 50 --balance 100 --no-plots"
 NEIGHBOUR_SERIES = {   # name -> (command, caption): the confirmation over seeds (docs/results.md, section 8)
+    f"neighbours-K{K}-seeds{seeds}": (f"./run.sh mnist-recipe --K {K} --seeds {seeds} {_GRAPH}",
+                                      f"recipe + neighbour graph, K={K}" + (", fresh seeds" if seeds == "6-10" else ""))
+    for K in (10, 16) for seeds in ("1-5", "6-10")
 }
-SHOWN = ("K", "seed", "neighbours", "neighbour_weight", "balance", "mutual_neighbours", "neighbour_space",
-         "restarts", "anneal_epochs", "kl_start", "lr")
+WITHOUT = {   # the recipe without the term, from the seeds' own starts, as long (the curves' other halves)
+    f"recipe-K{K}-s1-e20": (f"./run.sh mnist-recipe --K {K} --seed 1 --restarts 1 --epochs 20 --no-plots",
+                            f"the recipe, K={K}, seed 1, no graph")
+    for K in (10, 16)
+}
+CURVES = {   # name -> ({caption: run directory under RUNS}, file name): accuracy by epoch with and without the term
+    "curves": ({f"K={K}, {what}": path for K in (10, 16)
+                for what, path in (("the recipe", f"recipe-K{K}-s1-e20"),
+                                   ("with the neighbour graph", f"neighbours-K{K}-seeds1-5/seed1"))},
+               "mnist_neighbours_curves.png"),
+}
 
 
 def _read(run_dir: Path):
@@ -40,16 +53,17 @@ def _read(run_dir: Path):
 def _changes(settings: dict) -> str:
     """The settings of a run that differ from the mnist_recipe preset (K and seed are columns of their own)."""
     base = preset("mnist_recipe").to_dict()
-    skip = {"K", "seed", "epochs", "plots", "log_every", "eval_every", "plot_every", "data_dir", "backend"}
+    skip = {"K", "seed", "epochs", "plots", "log_every", "eval_every", "plot_every", "data_dir", "backend",
+            "likelihood"}   # the likelihood is stored resolved (bernoulli for MNIST), as the preset's auto means
     out = [f"{k.replace('_', '-')} {v}" for k, v in settings.items()
            if k in base and k not in skip and v != base[k]]
     return ", ".join(out) or "the recipe"
 
 
 def screen_table(root: Path, at=(5, 10)) -> str | None:
-    """One row per screen in root/screens: its changes from the recipe, K, seed, the accuracy (paper's
+    """One row per screen in root/neighbour-screens: its changes from the recipe, K, seed, the accuracy (paper's
     criterion) at the epochs ``at`` and at its last epoch, the clusters in use and the seconds per epoch."""
-    folder = root / "screens"
+    folder = root / "neighbour-screens"
     if not folder.is_dir():
         return None
     rows = []
@@ -70,7 +84,7 @@ def screen_table(root: Path, at=(5, 10)) -> str | None:
     if not rows:
         return None
     lines = ["| K | settings (changes from the recipe) | seed | run | " + " | ".join(f"acc. after {e}" for e in at)
-             + " | acc. at the end | clusters used | seconds per epoch |", "|---|---|---|---|" + "---|" * len(at)
+             + " | acc. at the end | clusters used | seconds per epoch (a shared 2-core machine) |", "|---|---|---|---|" + "---|" * len(at)
              + "---|---|---|"]
     for r in sorted(rows):
         lines.append("| " + " | ".join(str(v) for v in r) + " |")
@@ -159,3 +173,56 @@ def curves(root: Path, pairs: dict, path: Path) -> Path | None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def report(runs: Path, out: Path, captions: dict, tables: bool, wrote) -> list:
+    """What make_figures does for this study: the figures whose runs exist (``wrote(path)`` for each), the
+    tables when ``tables``; returns the names of NEIGHBOUR_SERIES that are missing."""
+    missing = [name for name in NEIGHBOUR_SERIES if not read_plain_series(runs / name)]
+    missing += [name for name in WITHOUT if not (runs / name / "metrics.jsonl").is_file()]
+    for name, (pair, path) in CURVES.items():
+        drawn = curves(runs, pair, out / path)
+        if drawn is not None:
+            wrote(drawn)
+    first = next((name for name in NEIGHBOUR_SERIES if name not in missing), None)
+    if first is not None:
+        wrote(plots.draw_image_samples(plots.read_run(runs / first / f"seed{read_plain_series(runs / first)[0]['seed']}"),
+                                       out / "mnist_neighbours_samples.png"))
+    if tables:
+        screens = screen_table(runs)
+        if screens:
+            print(f"\nscreens of the neighbour term:\n{screens}\n")
+        series = series_table(runs, {n: captions[n] for n in NEIGHBOUR_SERIES})
+        if series:
+            print(f"\nthe neighbour term over seeds:\n{series}\n")
+    return missing
+
+
+def graph_partition(graph_file: Path, labels: np.ndarray, K: int, seed: int = 0) -> tuple[float, list]:
+    """Spectral clustering of a stored neighbour graph alone (no network): the K leading eigenvectors of the
+    symmetrised graph's normalised adjacency D^-1/2 A D^-1/2, rows normalised, then k-means (K restarts
+    of scikit-learn's KMeans). Returns the Hungarian accuracy against ``labels`` and, per cluster, its
+    classes holding more than a tenth of it: what the graph itself says the clusters are."""
+    from scipy import sparse
+    from scipy.sparse.linalg import eigsh
+    from sklearn.cluster import KMeans
+
+    from gmvae_np.metrics import hungarian_accuracy
+    from gmvae_np.neighbours import NeighbourGraph
+
+    with np.load(graph_file) as f:
+        graph = NeighbourGraph.from_arrays({k: f[k] for k in f.files}, where=str(graph_file))
+    n, k = graph.indices.shape
+    valid = (np.arange(k)[None, :] < graph.counts[:, None]).ravel()
+    rows, cols = np.repeat(np.arange(n), k)[valid], graph.indices.ravel()[valid]
+    A = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n))
+    A = ((A + A.T) > 0).astype(np.float64)
+    scale = sparse.diags(1.0 / np.sqrt(np.asarray(A.sum(axis=1)).ravel()))
+    _, vectors = eigsh(scale @ A @ scale, k=K, which="LA", v0=np.random.default_rng(seed).normal(size=n))
+    embedding = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    found = KMeans(K, n_init=10, random_state=seed).fit_predict(embedding)
+    parts = []
+    for c in range(K):
+        counts = np.bincount(labels[found == c], minlength=int(labels.max()) + 1)
+        parts.append({int(d): int(counts[d]) for d in np.argsort(counts)[::-1] if counts[d] > 0.1 * counts.sum()})
+    return hungarian_accuracy(found, labels), parts
