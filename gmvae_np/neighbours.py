@@ -5,12 +5,16 @@ of MNIST's training images, about 96 % of each image's 10 nearest neighbours sha
 neighbour term (gmvae_np.elbo.assignment_agreement, weighted by ``--neighbour-weight``) asks a row and one
 of its neighbours for one cluster. This module builds the graph once, before training:
 
-    space     "pca" (default): each column z-scored (a constant column is only centred), then projected on
-              the ``dims`` leading principal axes of the training rows. "raw": the rows as they are.
+    space     "pca" (default): the training rows, centred, projected on their ``dims`` leading principal
+              axes. "raw": the rows as they are. The rows are those the model trains on, so a table the
+              estimator z-scores is z-scored here too; MNIST's pixels are not: z-scoring them would weigh
+              the rarely inked border pixels like the centre's, and on the 60,000 training images 93.0 %
+              of 10-NN edges then join one digit, against 95.7 % without (docs/results.md, section 8).
     graph     for every row i, its k nearest other rows by Euclidean distance in that space, nearest
               first: exact, not approximate. ``mutual`` keeps j in row i only when i is in row j too
-              (a row with no mutual neighbour keeps its nearest one), which cuts most edges that cross
-              between two dense groups.
+              (a row with no mutual neighbour keeps its nearest one), which drops a share of the edges
+              that cross between two dense groups (on MNIST's PCA-50 graph, the edges within one digit
+              rise from 95.7 to 96.1 %, with 5.3 neighbours a row left of 10).
 
 How it is computed: the squared distances |a|^2 + |b|^2 - 2 a.b of a block of rows to all rows are one
 matrix product on the backend (NumPy or CuPy), the k smallest of each row are selected, then sorted;
@@ -251,9 +255,9 @@ def fingerprint(x) -> str:
     return h.hexdigest()
 
 
-def graph_key(print_: str, k: int, space: str, dims: int, mutual: bool) -> str:
+def graph_key(data_print: str, k: int, space: str, dims: int, mutual: bool) -> str:
     """The name a graph is stored under: the data's fingerprint and the graph's settings, hashed."""
-    text = json.dumps({"data": print_, "k": int(k), "space": space, "dims": int(dims), "mutual": bool(mutual)},
+    text = json.dumps({"data": data_print, "k": int(k), "space": space, "dims": int(dims), "mutual": bool(mutual)},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
