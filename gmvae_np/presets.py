@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .config import check_model_fields
 from .elbo import LIKELIHOODS, VARIANTS
 
 __all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "preset", "flag"]
@@ -56,6 +57,10 @@ __all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "preset", "fla
 class SettingsError(ValueError):
     """A setting with an invalid value (one line: which setting, what is wrong, what to use)."""
 
+
+MODEL_FIELDS = ("arch", "variant", "dtype", "K", "Dx", "Dw", "hidden", "mc", "alpha", "eta", "lam", "balance",
+                "invariance", "neighbour_weight")
+"""The settings that are GMVAEConfig's fields, checked by its check (gmvae_np.config.check_model_fields)."""
 
 # Settings that came after run directories were first written, with the value every run before them
 # used: a stored spiral run without ``curl`` was trained on arms turning 2 rad, whatever the default is now.
@@ -182,14 +187,21 @@ class Settings:
 
     # -- validation ----------------------------------------------------------------------------------
     def validate(self) -> "Settings":
-        """Check every setting; raise SettingsError naming the first bad one. Returns self."""
+        """Check every setting; raise SettingsError naming the first bad one. Returns self.
+
+        The model's fields (MODEL_FIELDS) are checked by gmvae_np.config.check_model_fields, the check
+        GMVAEConfig makes, in the command line's words."""
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
-            if choices and value not in choices:
+            if choices and f.name not in MODEL_FIELDS and value not in choices:
                 raise SettingsError(f"{flag(f.name)} must be one of {', '.join(choices)}; got {value!r}")
-        ints_positive = ("n_per_arm", "K", "Dx", "Dw", "hidden", "mc", "epochs", "batch_size", "eval_every",
-                         "restarts", "restart_epochs", "shift", "neighbour_dims")
+        try:
+            check_model_fields({name: getattr(self, name) for name in MODEL_FIELDS}, cli=True)
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
+        ints_positive = ("n_per_arm", "epochs", "batch_size", "eval_every", "restarts", "restart_epochs", "shift",
+                         "neighbour_dims")
         for name in ints_positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -200,12 +212,9 @@ class Settings:
                 raise SettingsError(f"{flag(name)} must be a whole number >= 0; got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise SettingsError(f"--seed must be a whole number >= 0; got {self.seed!r}")
-        if self.K < 2:
-            raise SettingsError(f"--K must be at least 2 (a mixture of one component has no clusters); "
-                                f"got {self.K}")
         if not _finite_number(self.lr) or self.lr <= 0:
             raise SettingsError(f"--lr must be a positive number; got {self.lr!r}")
-        for name in ("alpha", "eta", "lam", "balance", "curl", "kl_start", "invariance", "neighbour_weight"):
+        for name in ("curl", "kl_start"):
             value = getattr(self, name)
             if not _finite_number(value) or value < 0:
                 raise SettingsError(f"{flag(name)} must be a number >= 0; got {value!r}")
@@ -215,18 +224,12 @@ class Settings:
             if self.variant != "cv":
                 raise SettingsError("--eta-start anneals the cv variant's z-prior weight, which the mi variant "
                                     "does not have; leave it out or add --variant cv")
-        if self.invariance and self.variant != "cv":
-            raise SettingsError("--invariance compares the cv variant's q(z|y) for an image and its moved copy; "
-                                "the mi variant has no q(z|y): leave it out or add --variant cv")
         if self.neighbour_weight and not self.neighbours:
             raise SettingsError(f"--neighbour-weight {self.neighbour_weight} needs a neighbour graph: give its k "
                                 f"too, e.g. --neighbours 10")
         if self.neighbours and not self.neighbour_weight:
             raise SettingsError(f"--neighbours {self.neighbours} builds a graph that only the neighbour term reads: "
                                 f"give its weight too, e.g. --neighbour-weight 20, or leave --neighbours out")
-        if self.neighbour_weight and self.variant != "cv":
-            raise SettingsError("--neighbour-weight compares the cv variant's q(z|y) for a row and its neighbour; "
-                                "the mi variant has no q(z|y): leave it out or add --variant cv")
         if not self.anneal_epochs and (self.kl_start != 1.0 or self.eta_start is not None):
             given = "--kl-start" if self.kl_start != 1.0 else "--eta-start"
             raise SettingsError(f"{given} sets where an annealed weight starts: give the annealing's length "

@@ -39,6 +39,7 @@ LAYERS = {
     "gmvae_np.augment": 12,
     "gmvae_np.neighbours": 12,
     "gmvae_np.snapshot": 12,
+    "gmvae_np.config": 12,
     "gmvae_np.model": 13,
     "gmvae_np.progress": 13,
     "gmvae_np.data.dataset": 13,
