@@ -54,6 +54,7 @@ LAYERS = {
     "gmvae_np.parallel": 14,
     "gmvae_np.experiment": 15,
     "gmvae_np.rundir": 15,
+    "gmvae_np.runread": 15,
     "gmvae_np.plots.common": 16,
     "gmvae_np.plots.curves": 16,
     "gmvae_np.plots.images": 16,
