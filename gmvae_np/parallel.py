@@ -36,7 +36,8 @@ import signal
 import threading
 import uuid
 
-__all__ = ["run_tasks", "resolve_jobs", "stop_requested", "Interrupted", "blas_threads"]
+__all__ = ["run_tasks", "resolve_jobs", "stop_requested", "record_stop", "Interrupted", "WorkerLost", "ClusterError", "cluster",
+           "blas_threads"]
 
 _call = None          # in a worker: the id of the run_tasks call whose task it ran last
 _stop_signal = None   # in a worker: the signal received for that call, outside a task's own handler
@@ -48,6 +49,43 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, results: list, signum: int):
         super().__init__("interrupted")
         self.results, self.signum = results, signum
+
+
+class WorkerLost(RuntimeError):
+    """A task's worker died more often than the cluster retries a task (Dask's KilledWorker)."""
+
+
+class ClusterError(ValueError):
+    """A Dask cluster that cannot be used: distributed not installed, or no scheduler at the address."""
+
+
+@contextlib.contextmanager
+def cluster(address: str):
+    """Inside the block, run_tasks sends its tasks to the Dask scheduler at ``address`` (tcp://HOST:8786)."""
+    try:
+        import joblib
+        from distributed import Client
+    except ImportError:
+        raise ClusterError("--dask needs Dask's distributed package: pip install 'gmvae-np[dask]'") from None
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ClusterError(f"cannot reach a Dask scheduler at {address} ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''}); start one with `dask scheduler` and "
+                           f"give its address, e.g. --dask tcp://HOST:8786") from None
+    try:
+        with joblib.parallel_config(backend="dask"):
+            yield client
+    finally:
+        client.close()
+
+
+def _killed_worker(e: Exception) -> bool:
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:
+        return False
+    return isinstance(e, KilledWorker)
 
 
 def blas_threads() -> int | None:
@@ -98,9 +136,14 @@ def stop_requested() -> bool:
     return _stop_signal is not None
 
 
-def _record(signum, frame):
+def record_stop(signum: int) -> None:
+    """In a worker: a task's own handler took a signal (a Trainer stopped); the tasks after it stop at once."""
     global _stop_signal
     _stop_signal = signum
+
+
+def _record(signum, frame):
+    record_stop(signum)
 
 
 def _task(fn, args: tuple, call: str, parent: int):
@@ -167,12 +210,20 @@ def run_tasks(fn, args_list, n_jobs=None) -> list:
     if n_jobs is not None:
         resolve_jobs(n_jobs, 1)   # refuses 0, True, 1.5
     if _sequential(n_jobs):
+        global _stop_signal
+        _stop_signal = None   # a stop belongs to the call whose tasks it stopped
         return [fn(*args) for args in args_list]
     jobs = n_jobs if n_jobs is None or n_jobs < 0 else resolve_jobs(n_jobs, len(args_list))
     call, received = uuid.uuid4().hex, []
-    with _signals_recorded(received):
-        outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())
-                                                for args in args_list)
+    try:
+        with _signals_recorded(received):
+            outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())
+                                                    for args in args_list)
+    except Exception as e:
+        if _killed_worker(e):
+            raise WorkerLost(f"a worker died while running a task, as many times as the cluster retries one "
+                             f"({type(e).__name__})") from None
+        raise
     results = [value if kind == "ok" else None for kind, value in outcomes]
     if received:
         raise Interrupted(results, received[0])
