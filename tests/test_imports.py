@@ -66,6 +66,7 @@ LAYERS = {
     "gmvae_np.train": 17,
     "gmvae_np.restarts": 18,
     "gmvae_np.estimator": 19,
+    "gmvae_np.series": 19,
     "gmvae_np.cli": 20,
     "gmvae_np": 21,                          # the package: re-exports the model
 }
