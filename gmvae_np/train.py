@@ -130,8 +130,8 @@ class Trainer(SavedState):
     verbose         print the per-epoch summary lines
     graph_dir       where the neighbour graph (--neighbours) is looked up and kept: by default the run
                     directory; a run with restarts, or a series, gives its root so that all share one
-    eval_seed       draw each evaluation's noise from a generator seeded so, not from the training stream
-                    (the estimator's, so that its criterion is the ELBO its ``score`` computes)
+    seeded_eval     draw each evaluation's noise from a generator seeded with the run's seed, not from the
+                    training stream (the estimator's, so that its criterion is the ELBO its ``score`` computes)
 
 A Trainer without a run directory pickles (its streams are left behind): a restart screened in a worker
 process comes back whole, and :meth:`train_on` trains it on.
@@ -141,9 +141,9 @@ process comes back whole, and :meth:`train_on` trains it on.
 
     def __init__(self, settings: Settings, run_dir=None, *, resume: bool = False, dataset: Dataset | None = None,
                  out=None, err=None, handle_signals: bool = False, verbose: bool = True, graph_dir=None,
-                 eval_seed: int | None = None):
+                 seeded_eval: bool = False):
         self.settings = settings.validate()
-        self.eval_seed = eval_seed
+        self.seeded_eval = seeded_eval
         self.graph_dir = Path(graph_dir) if graph_dir is not None else None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = bool(resume)
@@ -403,8 +403,8 @@ process comes back whole, and :meth:`train_on` trains it on.
     def _evaluate(self) -> dict:
         """Eval-mode ELBO terms and clustering scores on the held-out split; the snapshot for the figures."""
         with evaluation(self.model, self.rng):
-            if self.eval_seed is not None:
-                self.rng.set_state(ag.Generator(self.backend, self.eval_seed).get_state())
+            if self.seeded_eval:
+                self.rng.set_state(ag.Generator(self.backend, self.settings.seed).get_state())
             ev, proba = evaluate(self.model, self._batches(self.x_eval))
             bad = [k for k, v in ev.items() if not math.isfinite(v)]
             if bad or not np.all(np.isfinite(proba)):

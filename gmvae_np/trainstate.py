@@ -25,11 +25,11 @@ class TrainingDiverged(RuntimeError):
 class TrainingInterrupted(Exception):
     """SIGINT or SIGTERM stopped training after a step; the state was saved to checkpoints/last.npz."""
 
-    def __init__(self, signum: int, run_dir, epoch: int, step: int):
+    def __init__(self, signum: int, run_dir, epoch: int, step: int, message: str | None = None):
         self.signum, self.run_dir, self.epoch, self.step = signum, run_dir, epoch, step
         name = signal.Signals(signum).name
         where = f"; checkpoint saved to {RunDir(run_dir).last}" if run_dir else ""
-        super().__init__(f"{name} received: stopped at epoch {epoch}, step {step}{where}")
+        super().__init__(f"{name} received: " + (message or f"stopped at epoch {epoch}, step {step}{where}"))
 
     @property
     def exit_code(self) -> int:

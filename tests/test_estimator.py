@@ -25,6 +25,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gmvae_np import GMVAE, GMVAEClustering, GMVAEConfig
 from gmvae_np.estimator import NotFittedError
+from gmvae_np.restarts import restart_seed
 from strategies import BACKENDS
 
 
@@ -211,8 +212,9 @@ def test_random_state_kinds_and_restart_seeds():
     small = dict(FAST, epochs=2)
     del small["random_state"]
     est = GMVAEClustering(n_clusters=3, random_state=7, n_init=3, **small).fit(X)
-    assert list(est.n_init_seeds_) == [7, 8, 9]                 # an int r: restart i trains with seed r + i
-    one = GMVAEClustering(n_clusters=3, random_state=7 + est.best_init_, **small).fit(X)
+    # an int r: restart i trains with seed r + 1000 (i - 1), as the command line's --restarts (restart_seed)
+    assert list(est.n_init_seeds_) == [restart_seed(7, i) for i in (1, 2, 3)] == [7, 1007, 2007]
+    one = GMVAEClustering(n_clusters=3, random_state=int(est.n_init_seeds_[est.best_init_]), **small).fit(X)
     np.testing.assert_array_equal(one.predict_proba(X), est.predict_proba(X))   # the winner is that run
     a = GMVAEClustering(n_clusters=3, random_state=np.random.RandomState(3), n_init=2, **small).fit(X)
     b = GMVAEClustering(n_clusters=3, random_state=np.random.RandomState(3), n_init=2, **small).fit(X)
