@@ -10,7 +10,10 @@ of workers. ``fn`` must be a module-level function, and its arguments and result
 
 Where the tasks run is joblib's choice: ``n_jobs`` loky worker processes on this machine by default, or
 whatever backend the caller set with ``joblib.parallel_config`` -- ``backend="dask"`` sends them to a
-Dask cluster (docs/experiments.md, "Scaling out"). ``n_jobs=None`` follows that context (one, in this
+Dask cluster (docs/experiments.md, "Scaling out"). Inside :func:`cluster` (the command line's ``--dask``)
+they go to the cluster as Dask futures, so that a task lost with its workers ends the call
+(:class:`WorkerLost`) instead of leaving it waiting. Ctrl-C on this machine does not reach a cluster's
+workers: the seeds they train finish their run. ``n_jobs=None`` follows that context (one, in this
 process, when there is none), as scikit-learn's estimators do.
 
 In every worker, a task computes with one BLAS thread (threadpoolctl): the workers share the cores, and a
@@ -41,6 +44,7 @@ __all__ = ["run_tasks", "resolve_jobs", "stop_requested", "record_stop", "Interr
 
 _call = None          # in a worker: the id of the run_tasks call whose task it ran last
 _stop_signal = None   # in a worker: the signal received for that call, outside a task's own handler
+_client = None        # in this process, inside cluster(): the Dask client the tasks go to
 
 
 class Interrupted(KeyboardInterrupt):
@@ -61,7 +65,9 @@ class ClusterError(ValueError):
 
 @contextlib.contextmanager
 def cluster(address: str):
-    """Inside the block, run_tasks sends its tasks to the Dask scheduler at ``address`` (tcp://HOST:8786)."""
+    """Inside the block, run_tasks sends its tasks to the Dask scheduler at ``address`` (tcp://HOST:8786):
+    as the client's futures (joblib's Dask backend never reports a task whose workers all died), and to
+    joblib's Dask backend for code that calls joblib itself."""
     try:
         import joblib
         from distributed import Client
@@ -73,10 +79,13 @@ def cluster(address: str):
         raise ClusterError(f"cannot reach a Dask scheduler at {address} ({type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else ''}); start one with `dask scheduler` and "
                            f"give its address, e.g. --dask tcp://HOST:8786") from None
+    global _client
+    _client = client
     try:
         with joblib.parallel_config(backend="dask"):
             yield client
     finally:
+        _client = None
         client.close()
 
 
@@ -216,9 +225,13 @@ def run_tasks(fn, args_list, n_jobs=None) -> list:
     jobs = n_jobs if n_jobs is None or n_jobs < 0 else resolve_jobs(n_jobs, len(args_list))
     call, received = uuid.uuid4().hex, []
     try:
-        with _signals_recorded(received):
-            outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())
-                                                    for args in args_list)
+        if _client is not None:   # --dask: the client's own futures, which report a lost worker
+            futures = [_client.submit(_task, fn, args, call, os.getpid(), pure=False) for args in args_list]
+            outcomes = _client.gather(futures)
+        else:
+            with _signals_recorded(received):
+                outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())
+                                                        for args in args_list)
     except Exception as e:
         if _killed_worker(e):
             raise WorkerLost(f"a worker died while running a task, as many times as the cluster retries one "
