@@ -237,6 +237,11 @@ process comes back whole, and :meth:`train_on` trains it on.
         self.graph_indices = b.asarray(graph.indices, dtype="int64")
         self.graph_counts = b.asarray(graph.counts, dtype="int64")
 
+    @staticmethod
+    def blas_threads() -> int | None:
+        """The host BLAS's thread count now (gmvae_np.parallel.blas_threads), which checkpoints record."""
+        return blas_threads()
+
     def __getstate__(self) -> dict:
         if self.rundir is not None:
             raise TypeError("a Trainer with a run directory does not pickle; its run continues with resume=True")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .parallel import blas_threads
 from .presets import SettingsError
 from .rundir import RunDir, RunDirError
 
@@ -37,13 +36,14 @@ class TrainingInterrupted(Exception):
 
 
 class SavedState:
-    """The checkpoint methods of :class:`~gmvae_np.train.Trainer` (it holds every attribute they read)."""
+    """The checkpoint methods of :class:`~gmvae_np.train.Trainer` (it holds every attribute they read, and
+    ``blas_threads()``, the host BLAS's thread count now, recorded in each checkpoint)."""
 
     def _save(self, path: Path) -> None:
         self._check_parameters()
         position = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "step": self.step,
                     "epoch_rng_state": self.epoch_rng_state, "sums": self.sums.state(),
-                    "seconds": self.seconds, "best": self.best, "blas_threads": blas_threads()}
+                    "seconds": self.seconds, "best": self.best, "blas_threads": self.blas_threads()}
         self.rundir.save_checkpoint(path, model=self.model, optimizer=self.optimizer,
                                     rng_state=self.rng.get_state(),
                                     config={"settings": self.settings.to_dict(), "model": self.config.to_dict()},
@@ -87,7 +87,7 @@ class SavedState:
             rng.set_state(self.epoch_rng_state)
             self.perm = rng.permutation(self.n_train)
         rng.set_state(ckpt.rng_state)
-        then, now = pos.get("blas_threads"), blas_threads()
+        then, now = pos.get("blas_threads"), self.blas_threads()
         if then is not None and now is not None and then != now and self.backend.name != "cupy":
             print(f"note: {self.run_dir} was trained with {then} BLAS thread(s) and resumes with {now}; the "
                   f"result will not be bit-identical to an uninterrupted run (OPENBLAS_NUM_THREADS={then} "
