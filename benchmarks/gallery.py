@@ -22,7 +22,7 @@ affinity="nearest_neighbors", n_neighbors=10 and assign_labels="cluster_qr"),
 GMVAEClustering with its own defaults: only n_clusters and random_state are given. The fit times are
 CPU seconds of ``fit`` on one BLAS thread (time.process_time in the process that fits): unlike wall-clock
 time they do not grow when other programs share the cores. ``--jobs N`` fits N models at a time, in worker
-processes (gmvae_np.parallel); the numbers do not depend on N.
+processes (gmvae_np.parallel, through joblib); the numbers do not depend on N.
 """
 from __future__ import annotations
 
@@ -108,9 +108,9 @@ def fit_all(tasks: list, jobs: int) -> list:
     """fit_labels for every (name, X, k, seed, gmvae_params) task, ``jobs`` at a time, in task order."""
     if jobs == 1:
         return [fit_labels(*t) for t in tasks]
-    from gmvae_np.parallel import run_in_processes
+    from gmvae_np.parallel import run_tasks
 
-    return run_in_processes(fit_labels, tasks, jobs)
+    return run_tasks(fit_labels, tasks, jobs)
 
 
 # -- the figure -------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
     ./run.sh plot RUN_DIR --follow --interval 5             the same through the launcher
 
 Figures go to RUN_DIR/figures/ (see gmvae_np/plots/ for what each one shows). The run directory is
-all this script reads, through gmvae_np.rundir's readers, which take no lock: it can follow a run that
+all this script reads, through gmvae_np.runread's readers, which take no lock: it can follow a run that
 is training in another process. With --follow it stops on Ctrl-C (exit code 0), or by itself once
 every epoch of the run is logged and nothing has changed for --settle seconds. A folder that is not a
 run directory, or figures that cannot be written, give one `error: ...` line on stderr and exit code 2.
@@ -19,10 +19,10 @@ import sys
 import time
 
 try:
-    from gmvae_np import plots, rundir
+    from gmvae_np import plots, runread
 except ImportError:  # running from a checkout that was not installed
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from gmvae_np import plots, rundir
+    from gmvae_np import plots, runread
 
 
 def positive_seconds(text: str) -> float:
@@ -70,14 +70,14 @@ def follow(run_dir: pathlib.Path, interval: float, settle: float, last: tuple) -
             print(f"error: {run_dir} has no config.json any more; the run directory was removed",
                   file=sys.stderr)
             return 2
-        now = rundir.signature(run_dir)
+        now = runread.signature(run_dir)
         if now != last:
             last, changed_at = now, time.monotonic()
             try:
                 draw(run_dir)
-            except rundir.RunDirError as exc:   # e.g. a file replaced mid-read: try again next time
+            except runread.RunDirError as exc:   # e.g. a file replaced mid-read: try again next time
                 print(f"warning: {exc}", file=sys.stderr, flush=True)
-        elif time.monotonic() - changed_at >= settle and rundir.run_finished(run_dir):
+        elif time.monotonic() - changed_at >= settle and runread.run_finished(run_dir):
             print(f"run finished and unchanged for {settle:g} s; figures are in "
                   f"{run_dir / 'figures'}", flush=True)
             return 0
@@ -87,12 +87,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     settle = args.settle if args.settle is not None else max(10.0, 3 * args.interval)
     try:
-        before = rundir.signature(args.run_dir)
+        before = runread.signature(args.run_dir)
         draw(args.run_dir)
         if args.follow:
             return follow(args.run_dir, args.interval, settle, before)
         return 0
-    except rundir.RunDirError as exc:
+    except runread.RunDirError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:   # figures/ cannot be written: no space left, no permission

@@ -13,8 +13,11 @@ default is the preset's value, so ``--help`` lists them all. Beyond the settings
                          the mean, standard deviation and best of every final metric (as the paper's
                          tables); ``--resume RUN_DIR`` continues such a series where it stopped
     --jobs N             train the seeds of a series in N worker processes at once, one BLAS thread each
-                         (gmvae_np.parallel); the table is the same whatever N, since the runs are
-                         gathered in seed order and each computes as it would alone on one thread
+                         (gmvae_np.series, gmvae_np.parallel); the table is the same whatever N, since the
+                         runs are gathered in seed order and each computes as it would alone on one
+                         thread. With --restarts and no --seeds: screen N restarts at once
+    --dask ADDRESS       the same on a Dask cluster (tcp://HOST:8786); the run directory must be on a
+                         path every worker sees (docs/experiments.md, "Scaling out")
     -gpu N, --gpu        the original code's habit: -gpu 1 (or --gpu) means --backend cupy, -gpu 0 numpy
 
 The variants read different weights (gmvae_np.elbo.objective): cv reads --alpha and --eta, mi reads
@@ -31,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import math
 import sys
 from pathlib import Path
 
@@ -41,17 +42,16 @@ from autograd_lite.backend import BackendError
 from .checkpoint import CheckpointError
 from .data import DataError
 from .elbo import VARIANT_WEIGHTS
+from .parallel import ClusterError, cluster
 from .presets import EXPERIMENTS, Settings, SettingsError, flag, preset
-from .restarts import train_with_restarts
 from .rundir import RunDir
-from .train import RunDirError, Trainer, TrainingDiverged, TrainingInterrupted, read_settings
+from .series import format_table, resume_hint, resumed, run_series, stored_settings, summarize, train_one
+from .train import RunDirError, TrainingDiverged, TrainingInterrupted
 
-__all__ = ["main", "run", "build_parser", "parse_seeds", "summarize", "check_variant_flags"]
+__all__ = ["main", "run", "build_parser", "parse_seeds", "summarize", "format_table", "check_variant_flags"]
 
-RESUME_MAY_CHANGE = ("epochs", "backend", "data_dir", "log_every", "eval_every", "plot_every", "plots")
 SPIRAL_ONLY = ("n_per_arm", "curl")
 CUSTOM_ONLY = ("data", "labels", "standardize")
-HIGHER_IS_BETTER = ("acc_paper", "acc_hungarian", "nmi", "ari", "purity", "clusters_used", "classes_owned")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +62,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 # The project's error types that mean 'the user asked for something that cannot be done'.
-USER_ERRORS = (SettingsError, DataError, BackendError, RunDirError, CheckpointError)
+USER_ERRORS = (SettingsError, DataError, BackendError, RunDirError, CheckpointError, ClusterError)
 
 
 def build_parser(experiment: str) -> argparse.ArgumentParser:
@@ -82,7 +82,12 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                                                      "RUN_DIR/seed<k>, then write RUN_DIR/summary.json")
     run.add_argument("--jobs", type=int, metavar="N", help="with --seeds (or --resume of a series): train N "
                                                           "seeds at once in worker processes, one BLAS "
-                                                          "thread each")
+                                                          "thread each; with --restarts alone, screen N "
+                                                          "restarts at once")
+    run.add_argument("--dask", metavar="ADDRESS", help="train the seeds of a series (or screen the restarts) "
+                                                       "on the Dask cluster whose scheduler is at ADDRESS, "
+                                                       "e.g. tcp://HOST:8786; RUN_DIR must be on a path "
+                                                       "every worker sees (docs/experiments.md)")
     run.add_argument("--gpu", "-gpu", dest="gpu", type=int, nargs="?", const=1, default=argparse.SUPPRESS,
                      metavar="N", help="the original's flag: -gpu 1 or --gpu means --backend cupy, "
                                        "-gpu 0 means --backend numpy")
@@ -166,209 +171,6 @@ def check_variant_flags(variant: str, given: dict) -> None:
                             f"{'it' if len(unused) == 1 else 'them'} out or add --variant {other}")
 
 
-def _say(msg: str, stream=None) -> None:
-    print(msg, file=stream or sys.stdout, flush=True)
-
-
-def _resume_hint(experiment: str, run_dir) -> str:
-    return f"resume with: ./run.sh {experiment.replace('_', '-')} --resume {run_dir}"
-
-
-# ------------------------------------------------------------------------------------------------------
-# One run, and a series of seeds
-# ------------------------------------------------------------------------------------------------------
-def _train_one(settings: Settings, run_dir: Path, resume: bool, graph_dir=None) -> dict:
-    """One run (with restarts when asked); ``graph_dir``: where a neighbour graph is kept (a series' root)."""
-    kw = {} if graph_dir is None else {"graph_dir": graph_dir}
-    if settings.restarts > 1:
-        return train_with_restarts(settings, run_dir, resume=resume, handle_signals=True, **kw)
-    return Trainer(settings, run_dir, resume=resume, handle_signals=True, **kw).run()
-
-
-def _has_run(run_dir: Path) -> bool:
-    """Whether run_dir holds a run to continue: a checkpoint, or the record of a run with restarts."""
-    return (run_dir / "checkpoints" / "last.npz").is_file() or (run_dir / "restarts.json").is_file()
-
-
-def _stored_settings(run_dir: Path) -> Settings:
-    """The settings a run directory was started with (restarts.json for a run with restarts)."""
-    path = run_dir / "restarts.json"
-    if not path.is_file():
-        return read_settings(run_dir)
-    try:
-        return Settings.from_dict(json.loads(path.read_text(encoding="utf-8"))["settings"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunDirError(f"{path} cannot be read ({e}); start the run again with --out") from None
-
-
-def _resumed(stored: Settings, given: dict, root: Path, experiment: str, kind: str = "run") -> Settings:
-    """The stored settings of the run (or series) in root with the given ones applied: the one check of
-    what --resume may change (RESUME_MAY_CHANGE), and that root belongs to this experiment."""
-    if stored.experiment != experiment:
-        raise SettingsError(f"{root} is a {kind} of experiment {stored.experiment!r}; resume it with "
-                            f"./run.sh {stored.experiment.replace('_', '-')} --resume {root}")
-    fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE and given[k] != getattr(stored, k))
-    if fixed:
-        raise SettingsError(f"--resume continues {'the series in ' if kind == 'series' else ''}{root} with its own "
-                            f"settings, so {', '.join(map(flag, fixed))} cannot change; only "
-                            f"{', '.join(flag(k) for k in RESUME_MAY_CHANGE if k != 'plots')} and --no-plots may")
-    return stored.replace(**given)
-
-
-def _series(experiment: str, base: Settings, seeds: list[int], root: Path, given: dict, resume: bool,
-            jobs: int | None = None) -> int:
-    """Train one run per seed into root/seed<k>; write root/summary.json and print the table.
-
-    With ``jobs`` the seeds train in that many worker processes (:func:`_parallel_series`)."""
-    if not resume:
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            (root / "seeds.json").write_text(json.dumps(
-                {"experiment": experiment, "seeds": seeds, "settings": base.to_dict()}, indent=2) + "\n")
-        except OSError as e:
-            raise RunDirError(f"cannot write to the run directory {root} ({e.strerror or e}); choose a writable "
-                              f"--out") from None
-    finals = {}
-    if jobs is not None:
-        code = _parallel_series(experiment, base, seeds, root, given, resume, jobs, finals)
-        if code:
-            return code
-    for seed in seeds if jobs is None else ():
-        run_dir = root / f"seed{seed}"
-        has_ckpt = _has_run(run_dir)
-        if resume and has_ckpt:
-            settings = _resumed(_stored_settings(run_dir), given, run_dir, experiment)
-            _say(f"== seed {seed}: resuming {run_dir}")
-        else:
-            settings = base.replace(seed=seed)
-            _say(f"== seed {seed}: {run_dir}")
-        try:
-            record = _train_one(settings, run_dir, resume and has_ckpt, graph_dir=root)
-        except TrainingInterrupted as e:
-            print(f"{e}; {_resume_hint(experiment, root)}", file=sys.stderr, flush=True)
-            return e.exit_code
-        finals[seed] = _final(record)
-    summary = summarize(finals)
-    summary = {"experiment": experiment, "seeds": seeds, **summary}
-    RunDir(root).write_json("summary.json", summary)   # a failed write: one line (gmvae_np.rundir)
-    _say(format_table(summary))
-    _say(f"summary written to {root / 'summary.json'}")
-    return 0
-
-
-def _final(record: dict) -> dict:
-    """What the summary keeps of a run's last record: the final evaluation and training -ELBO."""
-    return {**record.get("eval", {}), "train_neg_elbo": record.get("train", {}).get("neg_elbo")}
-
-
-class _SeedLines:
-    """A worker's output stream: whole lines, each prefixed with its seed; live progress lines dropped
-    (several workers redrawing one terminal line would garble it)."""
-
-    def __init__(self, seed: int, stream):
-        self.prefix, self.stream, self.buffer = f"[seed {seed}] ", stream, ""
-
-    def write(self, text: str) -> int:
-        if text.startswith("\r"):
-            return len(text)
-        self.buffer += text
-        *lines, self.buffer = self.buffer.split("\n")
-        for line in lines:
-            self.stream.write(self.prefix + line + "\n")
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-def _series_task(settings: Settings, run_dir: str, resume: bool, graph_dir: str | None = None) -> dict:
-    """One seed of a parallel series, in a worker process: {"status": "done", "final": ...}, or
-    {"status": "interrupted"} when Ctrl-C (SIGINT, or the parent's SIGTERM) stopped it, with a checkpoint
-    saved once training had started."""
-    from .parallel import stop_requested
-
-    if stop_requested():
-        return {"status": "interrupted"}
-    out, err = _SeedLines(settings.seed, sys.stdout), _SeedLines(settings.seed, sys.stderr)
-    print(f"{out.prefix}{'resuming ' if resume else ''}{run_dir}", flush=True)
-    try:
-        if settings.restarts > 1:
-            record = train_with_restarts(settings, Path(run_dir), resume=resume, out=out, err=err,
-                                         handle_signals=True, graph_dir=graph_dir)
-        else:
-            trainer = Trainer(settings, run_dir, resume=resume, out=out, err=err, handle_signals=True,
-                              graph_dir=graph_dir)
-            if stop_requested():
-                return {"status": "interrupted"}
-            record = trainer.run()
-    except TrainingInterrupted:
-        return {"status": "interrupted"}
-    return {"status": "done", "final": _final(record)}
-
-
-def _parallel_series(experiment: str, base: Settings, seeds: list[int], root: Path, given: dict, resume: bool,
-                     jobs: int, finals: dict) -> int:
-    """Train the seeds in ``jobs`` worker processes; fill ``finals`` in seed order. Returns 0 when every
-    seed finished, else the exit code of an interruption (the finished seeds are kept for --resume)."""
-    from .parallel import Interrupted, run_in_processes
-
-    tasks = []
-    for seed in seeds:
-        run_dir = root / f"seed{seed}"
-        has_ckpt = _has_run(run_dir)
-        settings = (_resumed(_stored_settings(run_dir), given, run_dir, experiment) if resume and has_ckpt
-                    else base.replace(seed=seed))
-        tasks.append((settings, str(run_dir), resume and has_ckpt, str(root)))
-    _say(f"== seeds {', '.join(map(str, seeds))}: {jobs} at a time into {root}")
-    try:
-        results = run_in_processes(_series_task, tasks, jobs, graceful=True)
-        interrupted = False
-    except Interrupted as e:
-        results, interrupted = e.results, True
-    done = [seed for seed, r in zip(seeds, results) if r is not None and r["status"] == "done"]
-    if interrupted or len(done) < len(seeds):
-        print(f"interrupted: {len(done)} of {len(seeds)} seeds finished; the others stopped, those that had "
-              f"started training after saving a checkpoint; {_resume_hint(experiment, root)}",
-              file=sys.stderr, flush=True)
-        return 130
-    for seed, r in zip(seeds, results):
-        finals[seed] = r["final"]
-    return 0
-
-
-def summarize(finals: dict) -> dict:
-    """Mean, standard deviation (n - 1; 0 for one run), best value and best seed of every final metric."""
-    names = []
-    for record in finals.values():
-        names += [k for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                  and k not in names]
-    table = {}
-    for name in (n for n in names if n != "n_classes"):  # a property of the data, the same for every seed
-        values = {seed: float(r[name]) for seed, r in finals.items()
-                  if isinstance(r.get(name), (int, float)) and math.isfinite(float(r[name]))}
-        if not values:
-            continue
-        xs = list(values.values())
-        mean = sum(xs) / len(xs)
-        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-        pick = max if name in HIGHER_IS_BETTER else min
-        best_seed = pick(values, key=values.get)
-        table[name] = {"mean": mean, "std": std, "best": values[best_seed], "best_seed": best_seed, "n": len(xs)}
-    return {"runs": {str(k): v for k, v in finals.items()}, "metrics": table}
-
-
-def format_table(summary: dict) -> str:
-    """The printed table of a series: one metric per row, mean +- std and the best run."""
-    rows = [("metric", "mean", "std", "best", "seed")]
-    for name, m in summary["metrics"].items():
-        rows.append((name, f"{m['mean']:.4f}", f"{m['std']:.4f}", f"{m['best']:.4f}", str(m["best_seed"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [f"{len(summary['seeds'])} seeds of {summary['experiment']}:"]
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------------------------------------------------------
 # Entry points
 # ------------------------------------------------------------------------------------------------------
@@ -397,61 +199,70 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _check_jobs(args, series: bool):
-    """--jobs N: a whole number >= 1, and only for a series of seeds."""
-    if args.jobs is None:
+def _check_jobs(args, series: bool, restarts: int = 1):
+    """--jobs N: a whole number >= 1, for a series of seeds or the restarts of a run; --dask likewise,
+    not with --jobs. Returns the jobs to give run_tasks (-1 on a cluster: as many as it takes), or None."""
+    if args.jobs is not None and args.dask:
+        raise SettingsError("--jobs sets the local worker processes, --dask sends the work to a cluster; give "
+                            "one of them")
+    if args.jobs is None and not args.dask:
         return None
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise SettingsError(f"--jobs must be a whole number >= 1 (worker processes); got {args.jobs}")
-    if not series:
-        raise SettingsError("--jobs trains the seeds of a series in parallel; give --seeds too (or --resume a "
-                            "series of seeds)")
-    return args.jobs
+    if not series and restarts < 2:
+        option = "--jobs" if args.jobs is not None else "--dask"
+        raise SettingsError(f"{option} trains the seeds of a series in parallel; give --seeds too (or --resume a "
+                            f"series of seeds, or --restarts N to screen N restarts at once)")
+    return args.jobs if args.jobs is not None else -1
 
 
 def _run(experiment: str, args) -> int:
+    if not args.dask:
+        return _dispatch(experiment, args)
+    with cluster(args.dask):
+        return _dispatch(experiment, args)
+
+
+def _dispatch(experiment: str, args) -> int:
     given = _given(args)
     if args.resume:
-        root = Path(args.resume)
-        if args.out and Path(args.out) != root:
+        root = RunDir(args.resume)
+        if args.out and Path(args.out) != root.path:
             raise SettingsError("give either --resume RUN_DIR (continue a run) or --out RUN_DIR (a new run), "
                                 "not both")
         if args.seeds:
             raise SettingsError("--resume continues a series with its own seeds; leave out --seeds")
-        if (root / "seeds.json").is_file() and not _has_run(root):
-            try:
-                series = json.loads((root / "seeds.json").read_text())
-                seeds = [int(s) for s in series["seeds"]]
-                base = Settings.from_dict(series["settings"])
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise RunDirError(f"{root / 'seeds.json'} cannot be read ({e}); start the series again with "
-                                  f"--out") from None
-            return _series(experiment, _resumed(base, given, root, experiment, "series"), seeds, root, given,
-                           resume=True, jobs=_check_jobs(args, series=True))
-        _check_jobs(args, series=False)
-        return _single(experiment, _resumed(_stored_settings(root), given, root, experiment), root, resume=True)
+        series = None if root.has_run() else root.read_series()
+        if series is not None:
+            base = resumed(series["settings"], given, root.path, experiment, "series")
+            return run_series(experiment, base, series["seeds"], root.path, given, resume=True,
+                              jobs=_check_jobs(args, series=True), parallel=bool(args.dask))
+        settings = resumed(stored_settings(root.path), given, root.path, experiment)
+        return _single(experiment, settings, root.path, True, _check_jobs(args, False, settings.restarts))
 
     settings = preset(experiment, **given)
     check_variant_flags(settings.variant, given)
     if args.seeds:
         seeds = parse_seeds(args.seeds)
         root = Path(args.out or f"runs/{experiment}-{settings.variant}-seeds{args.seeds.replace(',', '_')}")
-        if (root / "seeds.json").is_file():
+        if RunDir(root).read_series() is not None:
             raise RunDirError(f"{root} already holds a series of seeds; continue it with --resume {root} or "
                               f"choose a new --out")
-        return _series(experiment, settings, seeds, root, given, resume=False, jobs=_check_jobs(args, True))
-    _check_jobs(args, series=False)
+        return run_series(experiment, settings, seeds, root, given, resume=False,
+                          jobs=_check_jobs(args, series=True), parallel=bool(args.dask))
+    jobs = _check_jobs(args, False, settings.restarts)
     root = Path(args.out or f"runs/{experiment}-{settings.variant}-seed{settings.seed}")
-    return _single(experiment, settings, root, resume=False)
+    return _single(experiment, settings, root, False, jobs)
 
 
-def _single(experiment: str, settings: Settings, run_dir: Path, resume: bool) -> int:
+def _single(experiment: str, settings: Settings, run_dir: Path, resume: bool, jobs=None) -> int:
     try:
-        _train_one(settings, run_dir, resume)
+        train_one(settings, run_dir, resume, jobs=jobs)
     except TrainingInterrupted as e:
-        print(f"{e}; {_resume_hint(experiment, run_dir)}", file=sys.stderr, flush=True)
+        print(f"{e}; {resume_hint(experiment, run_dir)}", file=sys.stderr, flush=True)
         return e.exit_code
-    _say(f"run written to {run_dir}" + (f" (figures in {run_dir / 'figures'})" if settings.plots else ""))
+    print(f"run written to {run_dir}" + (f" (figures in {run_dir / 'figures'})" if settings.plots else ""),
+          flush=True)
     return 0
 
 

@@ -16,16 +16,19 @@ It is a scikit-learn estimator (``ClusterMixin, TransformerMixin, BaseEstimator`
     labels_           the cluster of each training row
     history_          one record per epoch: {"epoch", "step", "train": {objective, neg_elbo, terms...}}
     n_iter_           epochs trained
-    n_init_scores_    score(X) of every restart on the training data (the mean ELBO; the highest wins)
+    n_init_scores_    score(X) of every restart at the end of its screening (the mean ELBO; the highest wins)
     n_init_seeds_     the seed each restart trained with
     best_init_        the index of the winning restart
 
-``n_init`` restarts training from ``n_init`` seeds and keeps the restart with the highest mean ELBO on the
-training data (evaluated in eval mode, as ``score``); ``n_jobs`` trains the restarts in that many worker
-processes (gmvae_np.parallel), each with one BLAS thread. The seeds: an int ``random_state`` r gives
-restart i the seed r + i (the seed the command line's ``--seed`` sets), so ``random_state=r`` makes the
-first restart the same whatever n_init; None, a ``numpy.random.RandomState`` or a
-``numpy.random.Generator`` draws the seeds.
+``n_init`` restarts are gmvae_np.restarts.best_of_n, the function behind the command line's ``--restarts``:
+each restart trains for a fifth of the epochs (at least AUTO_EPOCHS[0], the whole training when that is
+shorter), the one with the highest mean ELBO on X (in eval mode, as ``score``) is kept, and only it trains
+on to ``epochs``. ``n_jobs`` screens the restarts in that many worker processes, each with one BLAS thread,
+through joblib: inside ``joblib.parallel_config(backend="dask")`` they run on a Dask cluster. The seeds:
+an int ``random_state`` r gives restart i the seed ``restart_seed(r, i)`` = r + 1000 (i - 1), the
+command line's (the first restart trains with the seed ``--seed r`` sets, whatever n_init); None or a
+``numpy.random.RandomState`` (through scikit-learn's ``check_random_state``), or a
+``numpy.random.Generator``, draws r.
 
 ``predict_proba`` gives the cluster probabilities (q(z|y) for variant "cv", p(z|x, w) at the posterior
 means for "mi"), ``transform`` the latent means E[x|y] (n_samples, Dx) for plotting and downstream use,
@@ -60,6 +63,7 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 import autograd_lite as ag
@@ -67,6 +71,8 @@ import autograd_lite as ag
 from .data import Dataset
 from .elbo import LIKELIHOODS
 from .presets import Settings
+from .restarts import best_of_n
+from .train import evaluate, evaluation
 
 __all__ = ["GMVAEClustering", "NotFittedError"]
 
@@ -88,6 +94,12 @@ AUTO_STEPS = 2000
 """epochs="auto" trains for about this many Adam steps: ceil(AUTO_STEPS / steps per epoch) epochs, at
 least AUTO_EPOCHS[0] and at most AUTO_EPOCHS[1]."""
 AUTO_EPOCHS = (10, 1000)
+SCREEN_FRACTION = 5
+"""With n_init > 1 each restart trains for epochs / SCREEN_FRACTION epochs (at least AUTO_EPOCHS[0]) before
+one is kept: the spiral's screening, 100 of 500 epochs, is the length that let the criterion read more
+than noise there (docs/studies.md)."""
+EVAL_BATCH = 500
+"""Rows per evaluation batch, as training's evaluations of a fully connected model (Settings.eval_batch)."""
 
 
 def _auto_epochs(n_rows: int, batch) -> int:
@@ -97,49 +109,31 @@ def _auto_epochs(n_rows: int, batch) -> int:
     return int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], math.ceil(AUTO_STEPS / steps))))
 
 
-def _restart_seeds(random_state, n_init: int) -> list:
-    """The seed of each restart: r, r+1, ... for an int r; drawn from a RandomState/Generator/None."""
+def _base_seed(random_state) -> int:
+    """The seed of the first restart: r for an int r; drawn from a RandomState, a Generator, or None."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        r = int(random_state)
-        if r < 0:
+        if random_state < 0:
             raise ValueError(f"random_state must be None, a whole number >= 0, a numpy RandomState or "
                              f"Generator; got {random_state!r}")
-        return [r + i for i in range(n_init)]
+        return int(random_state)
     if isinstance(random_state, np.random.Generator):
-        return [int(s) for s in random_state.integers(0, 2**31 - 1, size=n_init)]
+        return int(random_state.integers(0, 2**31 - 1))
     if random_state is None or isinstance(random_state, np.random.RandomState):
-        rng = np.random.mtrand._rand if random_state is None else random_state
-        return [int(s) for s in rng.randint(0, 2**31 - 1, size=n_init)]
+        return int(check_random_state(random_state).randint(0, 2**31 - 1))
     raise ValueError(f"random_state must be None, a whole number >= 0, a numpy RandomState or Generator; "
                      f"got {random_state!r}")
 
 
-def _mean_elbo(model, config, Xs: np.ndarray, seed: int) -> float:
-    """The mean ELBO per row of Xs (standardised) in eval mode, with the noise seeded by ``seed``."""
+def _mean_elbo(model, Xs: np.ndarray, dtype: str, seed: int) -> float:
+    """The mean ELBO per row of Xs (standardised), from train.evaluate in eval mode, with the noise of a
+    generator seeded by ``seed``: the value training's seeded evaluation gives (Trainer(seeded_eval=True))."""
     b = model.backend
-    xp = b.xp
-    model.eval()
-    rng = ag.Generator(b, seed)
-    total = None
-    with ag.no_grad():
-        for lo in range(0, Xs.shape[0], 1000):
-            y = ag.tensor(b.asarray(Xs[lo:lo + 1000], dtype=config.dtype), backend=b)
-            v = xp.sum(xp.astype(model.loss(y, rng=rng).neg_elbo.data, xp.float64))
-            total = v if total is None else total + v
-    return -float(b.to_numpy(total)) / Xs.shape[0]
-
-
-def _train_restart(settings: Settings, data: Dataset, verbose: bool) -> dict:
-    """One training run (one restart); what the estimator keeps of it. A module-level function, so the
-    restarts of n_jobs > 1 can run in worker processes."""
-    from .train import Trainer
-
-    trainer = Trainer(settings, None, dataset=data, verbose=verbose)
-    trainer.run()
-    model = trainer.model
-    score = _mean_elbo(model, trainer.config, np.asarray(data.x_train), settings.seed)
-    return {"model": model, "optimizer": trainer.optimizer, "config": trainer.config, "score": score,
-            "history": [{k: r[k] for k in ("epoch", "step", "train")} for r in trainer.history]}
+    batches = (ag.tensor(b.asarray(Xs[lo:lo + EVAL_BATCH], dtype=dtype), backend=b)
+               for lo in range(0, Xs.shape[0], EVAL_BATCH))
+    with evaluation(model, model.rng):
+        model.rng.set_state(ag.Generator(b, seed).get_state())
+        ev, _ = evaluate(model, batches)
+    return -ev["neg_elbo"]
 
 
 class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -163,8 +157,10 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     likelihood  "gaussian" (real-valued columns) or "bernoulli" (values in [0, 1])
     standardize z-score each column before training (Gaussian likelihood only); the same scaling is
                 applied to the X of predict, transform, score and undone for sample
-    n_init      number of restarts from different seeds; the one with the highest mean ELBO on X wins
-    n_jobs      worker processes for the restarts (None or 1: in this process; -1: one per core)
+    n_init      number of restarts from different seeds, screened; the one with the highest mean ELBO on
+                X is kept and trained on (module docstring)
+    n_jobs      worker processes for the restarts (None: in this process, unless a joblib.parallel_config
+                says otherwise; -1: one per core)
     random_state  None, an int seed, or a numpy RandomState/Generator (see the module docstring)
     dtype       "float32" or "float64": the parameters' and the computation's floating-point type
     backend     "numpy", "cupy" (GPU) or "strict"
@@ -251,7 +247,7 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
         resolve_jobs(self.n_jobs, 1)
 
-    def _settings(self, n_rows: int, seed: int) -> Settings:
+    def _settings(self, n_rows: int, seed: int, n_init: int = 1) -> Settings:
         batch = self.batch_size
         if isinstance(batch, int) and not isinstance(batch, bool) and batch > n_rows:
             batch = n_rows  # a batch larger than the data is clipped (scikit-learn's MLP does the same)
@@ -272,8 +268,10 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                 K=K, Dx=self.Dx, Dw=self.Dw, hidden=self.hidden, variant=self.variant,
                 alpha=self.alpha, eta=self.eta, lam=self.lam, balance=self.balance, mc=self.mc, epochs=epochs,
                 batch_size=batch, lr=self.lr, seed=seed, dtype=self.dtype, backend=self.backend,
-                eval_every=epochs if isinstance(epochs, int) and epochs > 0 else 1,
-                log_every=0, plots=False, **graph).validate()
+                eval_every=epochs if isinstance(epochs, int) and epochs > 0 else 1, restarts=n_init,
+                restart_epochs=max(AUTO_EPOCHS[0], math.ceil(epochs / SCREEN_FRACTION)) if isinstance(
+                    epochs, int) and not isinstance(epochs, bool) and epochs > 0 else 1,
+                select_by="eval_elbo", log_every=0, plots=False, **graph).validate()
         except ValueError as e:
             # the settings speak in command-line flags; name the estimator's parameters instead
             msg = str(e).replace("--K", "n_clusters").replace("--batch-size", "batch_size")
@@ -286,12 +284,9 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     # -- fitting -----------------------------------------------------------------------------------------
     def fit(self, X, y=None) -> "GMVAEClustering":
         """Train on the rows of X (y is ignored: clustering is unsupervised). Returns self."""
-        from .parallel import run_in_processes
-
         self._check_params()
         X = self._check_X(X, fitting=True)
-        seeds = _restart_seeds(self.random_state, self.n_init)
-        settings = [self._settings(X.shape[0], seed) for seed in seeds]
+        settings = self._settings(X.shape[0], _base_seed(self.random_state), self.n_init)
         if self.standardize:
             mean = X.mean(axis=0)
             std = X.std(axis=0)
@@ -299,23 +294,17 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         else:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         data = Dataset(name="X", x_train=(X - mean) / scale, likelihood=self.likelihood)
-        tasks = [(s, data, bool(self.verbose)) for s in settings]
-        if len(tasks) == 1 or self.n_jobs in (None, 1):
-            runs = [_train_restart(*t) for t in tasks]
-        else:
-            runs = run_in_processes(_train_restart, tasks, self.n_jobs)
-        scores = np.array([r["score"] if math.isfinite(r["score"]) else -np.inf for r in runs])
-        best = int(np.argmax(scores))
-        run = runs[best]
-        self.model_ = run["model"]
-        self.optimizer_ = run["optimizer"]
-        self.config_ = run["config"]
+        best = best_of_n(settings, None, n_jobs=self.n_jobs, dataset=data, verbose=bool(self.verbose),
+                         seeded_eval=True)
+        trainer = best.trainer
+        self.model_, self.optimizer_, self.config_ = trainer.model, trainer.optimizer, trainer.config
         self.mean_, self.scale_ = mean, scale
-        self.history_ = run["history"]
-        self.n_iter_ = len(run["history"])
-        self.n_init_scores_ = np.array([r["score"] for r in runs], dtype=np.float64)
-        self.n_init_seeds_ = np.array(seeds, dtype=np.int64)
-        self.best_init_ = best
+        self.history_ = [{k: r[k] for k in ("epoch", "step", "train")} for r in trainer.history]
+        self.n_iter_ = len(self.history_)
+        self.n_init_scores_ = np.array([-best.screened[i]["eval_elbo"] for i in sorted(best.screened)],
+                                       dtype=np.float64)
+        self.n_init_seeds_ = np.array(best.seeds, dtype=np.int64)
+        self.best_init_ = best.chosen - 1
         self.labels_ = self.predict(X)
         return self
 
@@ -362,7 +351,7 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     def score(self, X, y=None) -> float:
         """The mean evidence lower bound per sample (higher is better), in eval mode."""
         Xs = self._input(X)
-        value = _mean_elbo(self.model_, self.config_, Xs, self._seed)
+        value = _mean_elbo(self.model_, Xs, self.config_.dtype, self._seed)
         if not math.isfinite(value):
             raise ValueError("the ELBO of X is not finite; the model or X is out of range")
         return value

@@ -28,12 +28,11 @@ overflows or vanishes in float32 (see docs/gmvae.md, "Keeping log-variances in r
     ['conditional_prior', 'consistency_violation', 'reconstruction', 'w_prior', 'z_prior']
 
 Shapes: y (B, *input_shape); with M = config.mc Monte Carlo samples, x (M, B, Dx), w (M, B, Dw), prior
-parameters (M, B, K, Dx). The ELBO terms themselves are in elbo.py.
+parameters (M, B, K, Dx). The ELBO terms themselves are in elbo.py; GMVAEConfig and the check of its fields
+in config.py.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass, field
 
 import autograd_lite as ag
@@ -43,6 +42,7 @@ from autograd_lite.backend import get_backend
 
 from . import elbo
 from .augment import draw_shifts, shift_images
+from .config import CONV_INPUT_SHAPES, WEIGHTS, GMVAEConfig, _is_int
 from .diagnostics import batch_diagnostics
 from .layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, Linear, Module, ReLU, Reshape, Sequential,
                      Tanh)
@@ -51,144 +51,6 @@ __all__ = ["GMVAEConfig", "GMVAE", "LossResult", "LOGVAR_LIMIT", "CONV_INPUT_SHA
 
 LOGVAR_LIMIT = 15.0
 """Every log-variance is kept in (-LOGVAR_LIMIT, LOGVAR_LIMIT) by a smooth tanh bound."""
-
-CONV_INPUT_SHAPES = ((1, 28, 28),)
-"""Input shapes the convolutional architecture is built for (its kernel sizes fit 28x28 exactly)."""
-
-ARCHS = ("fc", "conv")
-WEIGHTS = ("alpha", "eta", "lam", "balance", "invariance", "neighbour_weight", "neighbour_code_weight")
-"""The objective's weights a config holds; ``loss(weights=...)`` may override them, and ``kl``, per batch."""
-DTYPES = ("float32", "float64")
-
-
-# -- configuration ---------------------------------------------------------------------------------
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-@dataclass
-class GMVAEConfig:
-    """Everything that determines a GMVAE's architecture and objective (JSON-able via ``to_dict``).
-
-    input_shape  shape of one observation y: (D,) for vectors; (1, 28, 28) for the conv architecture
-    arch         "fc" (fully connected) or "conv" (convolutional, 1x28x28 inputs only)
-    likelihood   "bernoulli" (y in [0, 1], decoder gives logits) or "gaussian" (decoder mean, log-variance)
-    K            number of mixture components (clusters), >= 2
-    Dx, Dw       sizes of the latents x and w
-    hidden       width of the hidden layers (the conv body's last channel count)
-    variant      "cv" (q(z|y) head + consistency violation) or "mi" (p(z|x,w) + minimum information)
-    alpha        weight of the consistency-violation term (cv)
-    eta          weight of the z-prior term (cv)
-    lam          minimum-information threshold lambda on the z-prior KL (mi)
-    balance      weight of the batch balance term KL(mean_b p(z|.) || pi) (both variants; 0 = off)
-    invariance   weight of the invariance term -log sum_k q(z=k|y) q(z=k|y moved) (cv; 0 = off), moves up
-                 to ``shift`` pixels each way of images of ``image_shape`` (C, H, W) (gmvae_np.augment)
-    neighbour_weight  weight of the neighbour term -log sum_k q(z=k|y) q(z=k|y'), y' a neighbour of y in
-                 the training data, given to ``loss`` as ``neighbours`` (cv; 0 = off; gmvae_np.neighbours)
-    neighbour_code_weight  weight of the code agreement of the same pairs: the symmetric KL between q(x|y) and
-                 q(x|y') (cv; 0 = off)
-    mc           number M of Monte Carlo samples of (x, w) per data point
-    dtype        "float32" or "float64" for the parameters and the computation
-    """
-
-    input_shape: tuple
-    arch: str = "fc"
-    likelihood: str = "bernoulli"
-    K: int = 10
-    Dx: int = 200
-    Dw: int = 150
-    hidden: int = 1000
-    variant: str = "cv"
-    alpha: float = 1.0
-    eta: float = 1.0
-    lam: float = 0.0
-    balance: float = 0.0
-    mc: int = 1
-    dtype: str = "float32"
-    invariance: float = 0.0
-    shift: int = 2
-    image_shape: tuple | None = None
-    neighbour_weight: float = 0.0
-    neighbour_code_weight: float = 0.0
-
-    def __post_init__(self):
-        shape = self.input_shape
-        if _is_int(shape):
-            shape = (shape,)
-        if (not isinstance(shape, (tuple, list)) or not shape
-                or not all(_is_int(s) and s > 0 for s in shape)):
-            raise ValueError(f"GMVAEConfig.input_shape must be a non-empty tuple of positive ints, e.g. (784,) "
-                             f"or (1, 28, 28); got {self.input_shape!r}")
-        self.input_shape = tuple(shape)
-        for name, allowed in (("arch", ARCHS), ("likelihood", elbo.LIKELIHOODS), ("variant", elbo.VARIANTS),
-                              ("dtype", DTYPES)):
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"GMVAEConfig.{name} must be one of {', '.join(map(repr, allowed))}; "
-                                 f"got {value!r}")
-        if not _is_int(self.K) or self.K < 2:
-            raise ValueError(f"GMVAEConfig.K must be an int >= 2 (the number of clusters); got {self.K!r}")
-        for name in ("Dx", "Dw", "hidden", "mc"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"GMVAEConfig.{name} must be a positive int; got {value!r}")
-        for name in WEIGHTS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < 0:
-                raise ValueError(f"GMVAEConfig.{name} must be a finite number >= 0; got {value!r}")
-            setattr(self, name, float(value))
-        if self.invariance:
-            self._check_invariance()
-        for name in ("neighbour_weight", "neighbour_code_weight"):
-            if getattr(self, name) and self.variant != "cv":
-                raise ValueError(f"GMVAEConfig.{name} needs the cv variant (its q(z|y) head); got variant "
-                                 f"{self.variant!r}")
-        if self.arch == "conv" and self.input_shape not in CONV_INPUT_SHAPES:
-            raise ValueError(f"GMVAEConfig.arch='conv' needs input_shape (1, 28, 28) (its kernels fit 28x28 "
-                             f"images); got {self.input_shape}: use arch='fc' for other shapes")
-
-    def _check_invariance(self) -> None:
-        if self.variant != "cv":
-            raise ValueError("GMVAEConfig.invariance needs the cv variant (its q(z|y) head); got variant "
-                             f"{self.variant!r}")
-        shape = self.image_shape if self.image_shape is not None else self.input_shape
-        if len(shape) != 3 or math.prod(shape) != self.input_size:
-            raise ValueError(f"GMVAEConfig.invariance moves images: give image_shape (C, H, W) with "
-                             f"{self.input_size} values for input_shape {self.input_shape}; got {shape}")
-        self.image_shape = tuple(int(n) for n in shape)
-        if not _is_int(self.shift) or not 1 <= self.shift < min(shape[1:]):
-            raise ValueError(f"GMVAEConfig.shift must be a whole number of pixels from 1 to "
-                             f"{min(shape[1:]) - 1}; got {self.shift!r}")
-
-    @property
-    def input_size(self) -> int:
-        """D, the number of values in one observation."""
-        return math.prod(self.input_shape)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["input_shape"] = list(self.input_shape)
-        if self.image_shape is not None:
-            d["image_shape"] = list(self.image_shape)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GMVAEConfig":
-        """Rebuild from ``to_dict()`` output (e.g. read back from JSON); unknown keys are refused."""
-        if not isinstance(d, dict):
-            raise TypeError(f"GMVAEConfig.from_dict expects a dict, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"GMVAEConfig.from_dict: unknown setting(s) {', '.join(unknown)}; "
-                             f"known settings are {', '.join(sorted(known))}")
-        if "input_shape" not in d:
-            raise ValueError("GMVAEConfig.from_dict: 'input_shape' is required")
-        if d.get("image_shape") is not None:
-            d = {**d, "image_shape": tuple(d["image_shape"])}
-        return cls(**d)
 
 
 @dataclass

@@ -1,30 +1,34 @@
-"""Independent trainings in parallel processes: the seeds of a series, the restarts of an estimator.
+"""Independent trainings in parallel, through joblib: the seeds of a series, restarts, an estimator's n_init.
 
-    from gmvae_np.parallel import run_in_processes
-    results = run_in_processes(train_one, [(settings, 1), (settings, 2)], n_jobs=2)
+    from gmvae_np.parallel import run_tasks
+    results = run_tasks(train_one, [(settings, 1), (settings, 2)], n_jobs=2)
 
-``run_in_processes(fn, args_list, n_jobs)`` calls ``fn(*args)`` for every ``args`` in ``args_list`` in up to
-``n_jobs`` worker processes and returns the results in the order of ``args_list``, whatever order they
-finish in, so whatever consumes them (a summary table, the choice of the best restart) does not depend on
-the number of workers. ``fn`` must be a module-level function, and its arguments and result picklable.
+``run_tasks(fn, args_list, n_jobs)`` calls ``fn(*args)`` for every ``args`` in ``args_list`` through
+``joblib.Parallel`` and returns the results in the order of ``args_list``, whatever order they finish in,
+so whatever consumes them (a summary table, the choice of the best restart) does not depend on the number
+of workers. ``fn`` must be a module-level function, and its arguments and result picklable.
 
-Each worker is a fresh interpreter (the ``spawn`` start method: no state copied from the parent, the same
-on every platform) that uses one BLAS thread: the workers share the cores, and a matrix product rounds the
-same way in every worker whatever the machine, so a result does not depend on which worker computed it.
+Where the tasks run is joblib's choice: ``n_jobs`` loky worker processes on this machine by default, or
+whatever backend the caller set with ``joblib.parallel_config`` -- ``backend="dask"`` sends them to a
+Dask cluster (docs/experiments.md, "Scaling out"). Inside :func:`cluster` (the command line's ``--dask``)
+they go to the cluster as Dask futures, so that a task lost with its workers ends the call
+(:class:`WorkerLost`) instead of leaving it waiting. Ctrl-C on this machine does not reach a cluster's
+workers: the seeds they train finish their run. ``n_jobs=None`` follows that context (one, in this
+process, when there is none), as scikit-learn's estimators do.
 
-Ctrl-C. A terminal's Ctrl-C reaches the parent and every worker. Workers ignore SIGINT unless the task has
-a handler of its own (a Trainer with ``handle_signals`` has one); the parent, on KeyboardInterrupt, cancels
-the tasks not yet started and then either
+In every worker, a task computes with one BLAS thread (threadpoolctl): the workers share the cores, and a
+matrix product rounds the same way in every worker whatever the machine, so a result does not depend on
+which worker computed it.
 
-* ``graceful=True``: sends SIGTERM once to every worker and waits for the running tasks to return (a Trainer
-  saves a checkpoint and stops; a task that has not started training yet, or that was already queued to
-  a worker, sees :func:`stop_requested` and returns at once), or
-* ``graceful=False``: ends the workers at once,
+An exception raised by a task is raised again here, for the first failing task in the order of
+``args_list``, once every task has ended: one task's failure never stops the others half-way.
 
-and raises :class:`Interrupted`, a KeyboardInterrupt that carries the results of the tasks that finished
-(None for the others). SIGTERM to the parent (``kill PID``) is handled as Ctrl-C while the tasks run, and a
-worker whose parent has gone (killed with SIGKILL) ends itself within a second instead of training on. An exception raised by a task is raised again in the parent, for the first failing
-task in the order of ``args_list``, after the tasks still running have finished.
+Ctrl-C. A terminal's Ctrl-C reaches this process and every local worker. In a worker, a task with a
+handler of its own (a Trainer with ``handle_signals``) saves a checkpoint and stops; between tasks the
+worker records the signal, and a task that starts after it sees :func:`stop_requested` and returns at
+once. This process records SIGINT and SIGTERM while the tasks run (SIGTERM, which reaches it alone, is
+passed on to its worker processes), waits for every task to return, and raises :class:`Interrupted`,
+which carries their results. A second Ctrl-C raises KeyboardInterrupt at once.
 """
 from __future__ import annotations
 
@@ -33,34 +37,72 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
-from concurrent.futures import ProcessPoolExecutor
+import uuid
 
-__all__ = ["run_in_processes", "resolve_jobs", "stop_requested", "Interrupted", "BLAS_ENV", "blas_threads"]
+__all__ = ["run_tasks", "resolve_jobs", "stop_requested", "record_stop", "Interrupted", "WorkerLost", "ClusterError", "cluster",
+           "blas_threads"]
 
-BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-            "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-"""The environment variables that fix a BLAS library's thread count when it loads."""
-
-_stop_event = None       # in a worker: set by the parent when Ctrl-C asks the workers to stop
-_stop_signal = None      # in a worker: SIGTERM, once received outside a task's own handler
-_blas_limit = None       # in a worker: the threadpoolctl limit, kept alive for the worker's lifetime
+_call = None          # in a worker: the id of the run_tasks call whose task it ran last
+_stop_signal = None   # in a worker: the signal received for that call, outside a task's own handler
+_client = None        # in this process, inside cluster(): the Dask client the tasks go to
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped :func:`run_in_processes`; ``results`` holds each task's result, None if it did not finish."""
+    """Ctrl-C stopped :func:`run_tasks`; ``results`` holds each task's result (None if it raised)."""
 
-    def __init__(self, results: list):
+    def __init__(self, results: list, signum: int):
         super().__init__("interrupted")
-        self.results = results
+        self.results, self.signum = results, signum
+
+
+class WorkerLost(RuntimeError):
+    """A task's worker died more often than the cluster retries a task (Dask's KilledWorker)."""
+
+
+class ClusterError(ValueError):
+    """A Dask cluster that cannot be used: distributed not installed, or no scheduler at the address."""
+
+
+@contextlib.contextmanager
+def cluster(address: str):
+    """Inside the block, run_tasks sends its tasks to the Dask scheduler at ``address`` (tcp://HOST:8786):
+    as the client's futures (joblib's Dask backend never reports a task whose workers all died), and to
+    joblib's Dask backend for code that calls joblib itself."""
+    try:
+        import joblib
+        from distributed import Client
+    except ImportError:
+        raise ClusterError("--dask needs Dask's distributed package: pip install 'gmvae-np[dask]'") from None
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ClusterError(f"cannot reach a Dask scheduler at {address} ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''}); start one with `dask scheduler` and "
+                           f"give its address, e.g. --dask tcp://HOST:8786") from None
+    global _client
+    _client = client
+    try:
+        with joblib.parallel_config(backend="dask"):
+            yield client
+    finally:
+        _client = None
+        client.close()
+
+
+def _killed_worker(e: Exception) -> bool:
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:
+        return False
+    return isinstance(e, KilledWorker)
 
 
 def blas_threads() -> int | None:
     """The number of threads the host BLAS (OpenBLAS, MKL, ...) uses now; None when it cannot be told.
 
-    Read through the optional threadpoolctl. Recorded in each checkpoint, because a matrix product split
-    over another number of threads may round differently: resume is bit-identical only when this number
-    is the same as when the run was interrupted.
+    Read through threadpoolctl. Recorded in each checkpoint, because a matrix product split over another
+    number of threads may round differently: resume is bit-identical only when this number is the same
+    as when the run was interrupted.
     """
     try:
         from threadpoolctl import threadpool_info
@@ -71,7 +113,7 @@ def blas_threads() -> int | None:
 
 
 def resolve_jobs(n_jobs, n_tasks: int) -> int:
-    """The number of worker processes for ``n_jobs`` (scikit-learn's convention) and ``n_tasks`` tasks.
+    """The number of local workers for ``n_jobs`` (scikit-learn's convention) and ``n_tasks`` tasks.
 
     None or 1 means one; a positive n means n; -1 means one per CPU core, -2 all but one, and so on.
     Never more than the number of tasks, never fewer than one.
@@ -88,136 +130,117 @@ def resolve_jobs(n_jobs, n_tasks: int) -> int:
     return max(1, min(n, n_tasks))
 
 
+def _sequential(n_jobs) -> bool:
+    """Whether joblib would run the tasks here, one after the other: one job, and no backend but the default."""
+    from joblib.parallel import get_active_backend
+
+    backend, context_jobs = get_active_backend()   # the innermost joblib.parallel_config, or the defaults
+    jobs = n_jobs if n_jobs is not None else context_jobs
+    name = type(backend).__name__
+    return name == "SequentialBackend" or (name == "LokyBackend" and jobs in (None, 1))
+
+
 def stop_requested() -> bool:
-    """In a worker: True once the parent has asked the workers to stop (a task checks it between steps)."""
-    return _stop_signal is not None or (_stop_event is not None and _stop_event.is_set())
+    """In a worker: True once a Ctrl-C (or SIGTERM) reached it during the current call's tasks."""
+    return _stop_signal is not None
 
 
-def _record_stop(signum, frame):
+def record_stop(signum: int) -> None:
+    """In a worker: a task's own handler took a signal (a Trainer stopped); the tasks after it stop at once."""
     global _stop_signal
     _stop_signal = signum
 
 
-def _init_worker(stop_event) -> None:
-    """Runs first in every worker: one BLAS thread, SIGINT ignored, SIGTERM recorded."""
-    global _blas_limit, _stop_event
-    _stop_event = stop_event
-    for name in BLAS_ENV:
-        os.environ[name] = "1"
+def _record(signum, frame):
+    record_stop(signum)
+
+
+def _task(fn, args: tuple, call: str, parent: int):
+    """Runs in the worker: one BLAS thread, signals recorded between tasks; the task's exception returned."""
+    global _call, _stop_signal
+    remote = os.getpid() != parent   # False for joblib's threads and sequential backends
+    if _call != call:
+        _call, _stop_signal = call, None
+    if remote and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _record)
+        signal.signal(signal.SIGTERM, _record)
     try:
-        from threadpoolctl import threadpool_limits
-
-        _blas_limit = threadpool_limits(limits=1, user_api="blas")
-    except ImportError:  # the environment variables above already took effect when NumPy loaded
-        pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _record_stop)
-    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
-
-
-def _end_with_parent(parent: int) -> None:
-    """In a worker: exit once the parent is gone (its pid is no longer our parent's)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+        with _one_blas_thread() if remote else contextlib.nullcontext():
+            return "ok", fn(*args)
+    except Exception as e:
+        return "error", e
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """In the parent's main thread: SIGTERM stops the workers as Ctrl-C does."""
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@contextlib.contextmanager
+def _signals_recorded(received: list):
+    """In this process's main thread: SIGINT and SIGTERM recorded (the first SIGTERM passed on to the
+    worker processes), a second SIGINT raised as KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def on_signal(signum, frame):
+        if signum == signal.SIGINT and signal.SIGINT in received:
+            raise KeyboardInterrupt
+        if signum == signal.SIGTERM and signum not in received:
+            for child in multiprocessing.active_children():
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(child.pid, signal.SIGTERM)
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-@contextlib.contextmanager
-def _one_blas_thread_env():
-    """Set the BLAS variables while workers start, so NumPy loads in them with one thread."""
-    saved = {name: os.environ.get(name) for name in BLAS_ENV}
-    os.environ.update({name: "1" for name in BLAS_ENV})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def run_tasks(fn, args_list, n_jobs=None) -> list:
+    """``[fn(*args) for args in args_list]`` computed through joblib, in that order (module docstring).
 
-
-def _signal_workers(executor, signum) -> None:
-    # ProcessPoolExecutor keeps its processes in a private dict; if a future Python renames it, the
-    # workers still stop: they get the terminal's Ctrl-C or end with the pool.
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
-        try:
-            if process.is_alive():
-                os.kill(process.pid, signum)
-        except (OSError, ValueError):
-            pass
-
-
-def run_in_processes(fn, args_list, n_jobs=None, *, graceful: bool = False) -> list:
-    """``[fn(*args) for args in args_list]`` computed in up to ``n_jobs`` worker processes, in that order.
-
-    See the module docstring for the workers' BLAS threads and for Ctrl-C (``graceful``).
+    With one job and no joblib context the tasks run here, one after the other, as a plain loop would:
+    an exception (or a Ctrl-C) stops the loop at once.
     """
+    import joblib
+
     args_list = [tuple(a) for a in args_list]
-    if not args_list:
-        return []
-    with _sigterm_as_interrupt():
-        return _run(fn, args_list, resolve_jobs(n_jobs, len(args_list)), graceful)
-
-
-def _run(fn, args_list: list, workers: int, graceful: bool) -> list:
-    results = [None] * len(args_list)
-    context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                   initargs=(stop,))
-    futures = []
+    if n_jobs is not None:
+        resolve_jobs(n_jobs, 1)   # refuses 0, True, 1.5
+    if _sequential(n_jobs):
+        global _stop_signal
+        _stop_signal = None   # a stop belongs to the call whose tasks it stopped
+        return [fn(*args) for args in args_list]
+    jobs = n_jobs if n_jobs is None or n_jobs < 0 else resolve_jobs(n_jobs, len(args_list))
+    call, received = uuid.uuid4().hex, []
     try:
-        with _one_blas_thread_env():
-            futures = [executor.submit(fn, *args) for args in args_list]
-        error = None
-        for i, future in enumerate(futures):
-            try:
-                results[i] = future.result()
-            except Exception as e:  # the first failure in order; let the running tasks finish
-                error = e
-                for f in futures[i + 1:]:
-                    f.cancel()
-                break
-        executor.shutdown(wait=True)
-        if error is not None:
-            raise error
-        return results
-    except KeyboardInterrupt:
-        stop.set()
-        for f in futures:
-            f.cancel()
-        if graceful:
-            _signal_workers(executor, signal.SIGTERM)
-            for i, f in enumerate(futures):
-                if f.cancelled():
-                    continue
-                try:
-                    results[i] = f.result()
-                except Exception:  # a worker that could not finish cleanly leaves its result out
-                    pass
-            executor.shutdown(wait=True, cancel_futures=True)
+        if _client is not None:   # --dask: the client's own futures, which report a lost worker
+            futures = [_client.submit(_task, fn, args, call, os.getpid(), pure=False) for args in args_list]
+            outcomes = _client.gather(futures)
         else:
-            _signal_workers(executor, signal.SIGKILL)
-            executor.shutdown(wait=True, cancel_futures=True)
-        for i, f in enumerate(futures):
-            if results[i] is None and f.done() and not f.cancelled() and f.exception() is None:
-                results[i] = f.result()
-        raise Interrupted(results) from None
+            with _signals_recorded(received):
+                outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())
+                                                        for args in args_list)
+    except Exception as e:
+        if _killed_worker(e):
+            raise WorkerLost(f"a worker died while running a task, as many times as the cluster retries one "
+                             f"({type(e).__name__})") from None
+        raise
+    results = [value if kind == "ok" else None for kind, value in outcomes]
+    if received:
+        raise Interrupted(results, received[0])
+    for kind, value in outcomes:
+        if kind == "error":
+            raise value
+    return results

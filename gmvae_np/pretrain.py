@@ -33,6 +33,7 @@ import numpy as np
 import autograd_lite as ag
 
 from . import elbo
+from .batches import epoch_batches
 from .model import LOGVAR_LIMIT
 from .optim import Adam
 
@@ -64,14 +65,12 @@ def pretrain_autoencoder(model, x_train, *, epochs: int, batch_size: int, lr: fl
     xp = b.xp
     optimizer = Adam(autoencoder_parameters(model), lr=lr)
     n = int(x_train.shape[0])
-    steps = n // batch_size
     model.train()
     total = 0.0
     for _ in range(epochs):
         perm = rng.permutation(n)
         losses = []
-        for i in range(steps):
-            y = ag.tensor(xp.take(x_train, perm[i * batch_size:(i + 1) * batch_size], axis=0), backend=b)
+        for _, _, y in epoch_batches(x_train, perm, batch_size, b):   # the training loop's batches
             loss = autoencoder_loss(model, y)
             optimizer.zero_grad()
             loss.backward()

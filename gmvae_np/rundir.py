@@ -1,7 +1,8 @@
 """The run directory: what a training run writes, the one process that may write it, and its readers.
 
-Every file is written through :class:`RunDir` (by gmvae_np.train.Trainer) and read through the readers
-below (by gmvae_np.plots, ``./run.sh plot RUN_DIR --follow`` and ``--resume``). The names are a contract:
+Every file is written through :class:`RunDir` (by gmvae_np.train.Trainer, gmvae_np.restarts and
+gmvae_np.series) and read through the readers below (by ``--resume``) and those of gmvae_np.runread (by
+gmvae_np.plots and ``./run.sh plot RUN_DIR --follow``). The names are a contract:
 
     config.json          every setting, the model config, package version, backend and device,
                          experiment name, seed and data source
@@ -25,6 +26,11 @@ below (by gmvae_np.plots, ``./run.sh plot RUN_DIR --follow`` and ``--resume``). 
     figures/             drawn by gmvae_np.plots.draw_run
     .lock                the writer's lock
 
+A run with restarts (gmvae_np.restarts) keeps each restart in ``restart<i>/``, an ordinary run directory,
+and its screening and choice in ``restarts.json``; a series of seeds (gmvae_np.series) each seed in
+``seed<k>/``, its seeds and settings in ``seeds.json`` and its table in ``summary.json``. Those files,
+and the checkpoint paths, are read and written here alone.
+
 One writer at a time. :meth:`RunDir.create` (a new run) and :meth:`RunDir.open_for_resume` take an
 exclusive ``fcntl.flock`` on ``.lock`` and write the process id into it; a second process that would
 write into the folder is refused with one line naming that pid (two writers would interleave their
@@ -44,7 +50,6 @@ import json
 import os
 import pathlib
 import platform
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,12 +62,10 @@ try:
 except ImportError:  # Windows: no flock; runs go unlocked
     fcntl = None
 
-__all__ = ["RunDirError", "RunDir", "Run", "read_run", "read_metrics", "read_snapshot", "read_settings",
-           "signature", "run_finished", "WATCHED"]
+__all__ = ["RunDirError", "RunDir", "read_metrics", "read_settings"]
 
 CONFIG, METRICS, TIMING, SNAPSHOT, LOCK = "config.json", "metrics.jsonl", "timing.jsonl", "snapshot.npz", ".lock"
-WATCHED = (CONFIG, METRICS, SNAPSHOT)
-"""The files whose change means there is something new to draw."""
+RESTARTS, SEEDS, SUMMARY = "restarts.json", "seeds.json", "summary.json"
 _FIXES = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
           errno.EROFS: "make the file system writable again", errno.EACCES: "restore write permission",
           errno.EPERM: "restore write permission"}
@@ -284,6 +287,62 @@ class RunDir:
             save_checkpoint(path, **kwargs)
 
 
+    # -- a run with restarts, a series of seeds: their records in the root ---------------------------
+    def has_run(self) -> bool:
+        """Whether the folder holds a run to continue: a checkpoint, or the record of a run with restarts."""
+        return self.last.is_file() or (self.path / RESTARTS).is_file()
+
+    def restart(self, i: int) -> "RunDir":
+        """The run directory of restart i (1-based) of a run with restarts."""
+        return RunDir(self.path / f"restart{i}")
+
+    def seed(self, seed: int) -> "RunDir":
+        """The run directory of one seed of a series."""
+        return RunDir(self.path / f"seed{seed}")
+
+    def read_restarts(self) -> dict | None:
+        """restarts.json (the settings, each screened restart's criterion values, the choice); None if absent."""
+        state = self._read_record(RESTARTS, "start the run again with a new --out")
+        if state is not None and not (isinstance(state.get("screened"), dict) and "settings" in state):
+            raise RunDirError(f"{self.path / RESTARTS} cannot be read (no 'screened' table or no settings); "
+                              f"start the run again with a new --out")
+        return state
+
+    def write_restarts(self, state: dict) -> None:
+        self.write_json(RESTARTS, state)
+
+    def read_series(self) -> dict | None:
+        """seeds.json ({"experiment", "seeds", "settings"}) of a series of seeds; None if absent."""
+        series = self._read_record(SEEDS, "start the series again with --out")
+        if series is not None:
+            try:
+                series["seeds"] = [int(s) for s in series["seeds"]]
+                series["settings"] = Settings.from_dict(series["settings"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise RunDirError(f"{self.path / SEEDS} cannot be read ({e}); start the series again with "
+                                  f"--out") from None
+        return series
+
+    def write_series(self, experiment: str, seeds: list, settings: Settings) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _unwritable(self.path, e) from None
+        self.write_json(SEEDS, {"experiment": experiment, "seeds": seeds, "settings": settings.to_dict()})
+
+    def _read_record(self, name: str, fix: str) -> dict | None:
+        path = self.path / name
+        if not path.is_file():
+            return None
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{path} cannot be read ({e}); {fix}") from None
+        if not isinstance(value, dict):
+            raise RunDirError(f"{path} holds a {type(value).__name__}, not a JSON object; {fix}")
+        return value
+
+
 def _unwritable(d: pathlib.Path, e: OSError) -> RunDirError:
     return RunDirError(f"cannot write to the run directory {d} ({e.strerror or e}); choose a writable --out")
 
@@ -313,27 +372,9 @@ def _keep_lines_before(path: pathlib.Path, epoch: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The readers (no lock: a run may be read while it trains)
+# The readers of what resume needs (no lock: a run may be read while it trains; gmvae_np.runread has
+# those of the figures)
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class Run:
-    """What a run directory holds: its config, its metric records (one per epoch) and its snapshot."""
-
-    path: pathlib.Path
-    config: dict
-    metrics: list = field(default_factory=list)
-    snapshot: dict | None = None
-
-    @property
-    def settings(self) -> dict:
-        settings = self.config.get("settings")
-        return settings if isinstance(settings, dict) else {}
-
-    @property
-    def experiment(self) -> str:
-        return str(self.config.get("experiment") or self.path.name)
-
-
 def read_metrics(path) -> list[dict]:
     """Parse metrics.jsonl into a list of per-epoch records, sorted by epoch.
 
@@ -360,81 +401,6 @@ def read_metrics(path) -> list[dict]:
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def read_snapshot(path) -> dict | None:
-    """Load snapshot.npz into a dict of NumPy arrays (None when there is no snapshot yet).
-
-    ``y`` and ``proba`` are required; the other arrays are optional and the panels that need a missing
-    one are left out. Shapes are checked against each other so a bad file gives one clear error.
-    """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            snap = {key: np.asarray(npz[key]) for key in npz.files}
-    except Exception as exc:  # a zip, pickle or format error: say which file and what to do
-        raise RunDirError(f"{path} cannot be read ({type(exc).__name__}: {exc}); "
-                          "rerun the evaluation to rewrite it") from None
-    for key in ("y", "proba"):
-        if key not in snap:
-            raise RunDirError(f"{path} has no '{key}' array; it holds {sorted(snap)}")
-    n = snap["y"].shape[0] if snap["y"].ndim else 0
-    if n == 0:
-        raise RunDirError(f"{path}: 'y' has no rows (shape {snap['y'].shape}); the snapshot needs at least "
-                          "one evaluation example")
-    proba = snap["proba"]
-    if proba.ndim != 2 or proba.shape[0] != n or proba.shape[1] < 1:
-        raise RunDirError(f"{path}: 'proba' has shape {proba.shape}, expected (n, K) with n = {n} "
-                          "rows like 'y'")
-    k = proba.shape[1]
-    for key in ("labels", "x_mean", "w_mean", "recon"):
-        if key in snap and (snap[key].ndim == 0 or snap[key].shape[0] != n):
-            raise RunDirError(f"{path}: '{key}' has shape {snap[key].shape} but 'y' has {n} rows")
-    if "recon" in snap and snap["recon"].size != snap["y"].size:
-        raise RunDirError(f"{path}: 'recon' has shape {snap['recon'].shape}, expected the shape of "
-                          f"'y' {snap['y'].shape}")
-    for key in ("prior_mean", "prior_logvar", "samples"):
-        if key in snap and (snap[key].ndim < 2 or snap[key].shape[0] != k):
-            raise RunDirError(f"{path}: '{key}' has shape {snap[key].shape}, expected K = {k} "
-                              "rows like 'proba' has columns")
-    if "prior_mean" in snap and "prior_logvar" in snap \
-            and snap["prior_mean"].shape != snap["prior_logvar"].shape:
-        raise RunDirError(f"{path}: 'prior_mean' {snap['prior_mean'].shape} and 'prior_logvar' "
-                          f"{snap['prior_logvar'].shape} differ in shape")
-    return snap
-
-
-def read_run(run_dir) -> Run:
-    """Read config.json, metrics.jsonl and snapshot.npz of ``run_dir``.
-
-    Raises RunDirError when the folder does not exist or holds no config.json (it is not a run
-    directory), or when a file is unreadable.
-    """
-    path = pathlib.Path(run_dir)
-    if not path.exists():
-        raise RunDirError(f"run directory {path} does not exist; pass the --out folder of a training run")
-    if not path.is_dir():
-        raise RunDirError(f"{path} is a file, not a run directory; pass the --out folder of a training run")
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        inner = sorted(p.name for p in path.iterdir() if (p / "config.json").is_file())
-        if inner:   # a series of seeds: RUN_DIR/seed1, RUN_DIR/seed2, ...
-            shown = ", ".join(inner[:3]) + (", ..." if len(inner) > 3 else "")
-            raise RunDirError(f"{path} holds {len(inner)} run directories ({shown}) but is not one "
-                              f"itself; pass one of them, e.g. {path / inner[0]}")
-        raise RunDirError(f"{path} has no config.json, so it is not a run directory; pass the --out "
-                          "folder of a training run")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{config_path} is not valid JSON ({exc}); it is written when training starts, "
-                          "so restart the run or restore the file") from None
-    if not isinstance(config, dict):
-        raise RunDirError(f"{config_path} holds a {type(config).__name__}, expected a JSON object")
-    return Run(path=path, config=config, metrics=read_metrics(path / "metrics.jsonl"),
-               snapshot=read_snapshot(path / "snapshot.npz"))
-
-
 def read_settings(run_dir) -> Settings:
     """The settings stored in a run directory's config.json (what ``--resume`` continues with)."""
     path = pathlib.Path(run_dir) / CONFIG
@@ -449,27 +415,3 @@ def read_settings(run_dir) -> Settings:
                           f"start a new one with --out") from None
     known = {k: v for k, v in stored.items() if k in Settings.__dataclass_fields__}
     return Settings.from_dict(known)
-
-
-def signature(run_dir) -> tuple:
-    """What changes when training writes: modification time and size of each WATCHED file."""
-    out = []
-    for name in WATCHED:
-        try:
-            st = (pathlib.Path(run_dir) / name).stat()
-            out.append((name, st.st_mtime_ns, st.st_size))
-        except FileNotFoundError:
-            out.append((name, None, None))
-    return tuple(out)
-
-
-def run_finished(run_dir) -> bool:
-    """True once metrics.jsonl holds every epoch the config asks for (epochs counted from 0 or 1)."""
-    try:
-        run = read_run(run_dir)
-    except RunDirError:
-        return False
-    epochs = run.settings.get("epochs")
-    if not isinstance(epochs, int) or epochs <= 0 or not run.metrics:
-        return False
-    return len(run.metrics) >= epochs or run.metrics[-1]["epoch"] >= epochs

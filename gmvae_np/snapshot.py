@@ -12,13 +12,13 @@ The layout (written into the run directory by gmvae_np.rundir at every evaluatio
     epoch           the epoch evaluated
 
 :func:`snapshot_arrays` makes them from the model; gmvae_np.rundir writes them, and reads them back
-(``read_snapshot``, which checks their shapes against each other).
+(``read_snapshot``, which checks their shapes against each other with :func:`snapshot_problem`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["display_shape", "snapshot_arrays"]
+__all__ = ["display_shape", "snapshot_arrays", "snapshot_problem"]
 
 SNAPSHOT_ROWS_VECTORS = 5000
 SNAPSHOT_ROWS_IMAGES = 1000
@@ -66,3 +66,32 @@ def snapshot_arrays(model, data, batches, proba: np.ndarray, epoch: int, y_eval,
     if y_eval is not None:
         arrays["labels"] = np.asarray(y_eval[:n], dtype=np.int64)
     return arrays
+
+
+def snapshot_problem(snap: dict) -> str | None:
+    """What is wrong with the arrays of a snapshot read back (``y`` and ``proba`` required, the others'
+    shapes checked against them), as the end of a sentence that starts with the file's name; None when
+    nothing is."""
+    for key in ("y", "proba"):
+        if key not in snap:
+            return f" has no '{key}' array; it holds {sorted(snap)}"
+    n = snap["y"].shape[0] if snap["y"].ndim else 0
+    if n == 0:
+        return f": 'y' has no rows (shape {snap['y'].shape}); the snapshot needs at least one evaluation example"
+    proba = snap["proba"]
+    if proba.ndim != 2 or proba.shape[0] != n or proba.shape[1] < 1:
+        return f": 'proba' has shape {proba.shape}, expected (n, K) with n = {n} rows like 'y'"
+    k = proba.shape[1]
+    for key in ("labels", "x_mean", "w_mean", "recon"):
+        if key in snap and (snap[key].ndim == 0 or snap[key].shape[0] != n):
+            return f": '{key}' has shape {snap[key].shape} but 'y' has {n} rows"
+    if "recon" in snap and snap["recon"].size != snap["y"].size:
+        return f": 'recon' has shape {snap['recon'].shape}, expected the shape of 'y' {snap['y'].shape}"
+    for key in ("prior_mean", "prior_logvar", "samples"):
+        if key in snap and (snap[key].ndim < 2 or snap[key].shape[0] != k):
+            return f": '{key}' has shape {snap[key].shape}, expected K = {k} rows like 'proba' has columns"
+    if "prior_mean" in snap and "prior_logvar" in snap \
+            and snap["prior_mean"].shape != snap["prior_logvar"].shape:
+        return (f": 'prior_mean' {snap['prior_mean'].shape} and 'prior_logvar' {snap['prior_logvar'].shape} "
+                f"differ in shape")
+    return None

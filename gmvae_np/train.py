@@ -47,6 +47,7 @@ import numpy as np
 
 import autograd_lite as ag
 
+from .batches import epoch_batches, steps_per_epoch
 from .data import Dataset
 from .elbo import TERMS
 from .experiment import load_data, model_config, shape_for
@@ -59,6 +60,7 @@ from .progress import TRAIN_KEYS, RunningSums, first_nonfinite, per_sample_terms
 from .rundir import METRICS, TIMING, RunDir, RunDirError, read_metrics, read_settings
 from .schedule import annealed_weights
 from .snapshot import snapshot_arrays
+from .trainstate import SavedState, TrainingDiverged, TrainingInterrupted
 
 __all__ = ["train_step", "evaluation", "evaluate", "train", "Trainer", "TrainingInterrupted",
            "TrainingDiverged", "RunDirError", "load_data", "model_config", "read_settings", "blas_threads",
@@ -113,28 +115,10 @@ def evaluate(model, batches) -> tuple[dict, np.ndarray]:
     return ev, proba
 
 
-class TrainingDiverged(RuntimeError):
-    """A loss term (or a parameter) became NaN or infinite; the last good checkpoint is kept."""
-
-
-class TrainingInterrupted(Exception):
-    """SIGINT or SIGTERM stopped training after a step; the state was saved to checkpoints/last.npz."""
-
-    def __init__(self, signum: int, run_dir, epoch: int, step: int):
-        self.signum, self.run_dir, self.epoch, self.step = signum, run_dir, epoch, step
-        name = signal.Signals(signum).name
-        where = f"; checkpoint saved to {Path(run_dir) / 'checkpoints' / 'last.npz'}" if run_dir else ""
-        super().__init__(f"{name} received: stopped at epoch {epoch}, step {step}{where}")
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + int(self.signum)
-
-
 # ------------------------------------------------------------------------------------------------------
 # The trainer
 # ------------------------------------------------------------------------------------------------------
-class Trainer:
+class Trainer(SavedState):
     """One training run of a GMVAE (see the module docstring for what it does; gmvae_np.rundir for what it writes).
 
     settings        a validated :class:`~gmvae_np.presets.Settings`
@@ -146,13 +130,20 @@ class Trainer:
     verbose         print the per-epoch summary lines
     graph_dir       where the neighbour graph (--neighbours) is looked up and kept: by default the run
                     directory; a run with restarts, or a series, gives its root so that all share one
+    seeded_eval     draw each evaluation's noise from a generator seeded with the run's seed, not from the
+                    training stream (the estimator's, so that its criterion is the ELBO its ``score`` computes)
+
+A Trainer without a run directory pickles (its streams are left behind): a restart screened in a worker
+process comes back whole, and :meth:`train_on` trains it on.
 
     The run directory's lock is taken here and released when :meth:`run` returns or raises.
     """
 
     def __init__(self, settings: Settings, run_dir=None, *, resume: bool = False, dataset: Dataset | None = None,
-                 out=None, err=None, handle_signals: bool = False, verbose: bool = True, graph_dir=None):
+                 out=None, err=None, handle_signals: bool = False, verbose: bool = True, graph_dir=None,
+                 seeded_eval: bool = False):
         self.settings = settings.validate()
+        self.seeded_eval = seeded_eval
         self.graph_dir = Path(graph_dir) if graph_dir is not None else None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = bool(resume)
@@ -183,7 +174,7 @@ class Trainer:
         if s.batch_size > self.n_train:
             raise SettingsError(f"--batch-size {s.batch_size} is larger than the {self.n_train} training rows "
                                 f"of {data.name}; use --batch-size {self.n_train} or less")
-        self.steps_per_epoch = self.n_train // s.batch_size
+        self.steps_per_epoch = steps_per_epoch(self.n_train, s.batch_size)
         self.config = model_config(s, data)
         self.likelihood = self.config.likelihood
 
@@ -246,7 +237,25 @@ class Trainer:
         self.graph_indices = b.asarray(graph.indices, dtype="int64")
         self.graph_counts = b.asarray(graph.counts, dtype="int64")
 
+    @staticmethod
+    def blas_threads() -> int | None:
+        """The host BLAS's thread count now (gmvae_np.parallel.blas_threads), which checkpoints record."""
+        return blas_threads()
+
+    def __getstate__(self) -> dict:
+        if self.rundir is not None:
+            raise TypeError("a Trainer with a run directory does not pickle; its run continues with resume=True")
+        return {**self.__dict__, "out": None, "err": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, out=sys.stdout, err=sys.stderr)
+
     # -- training ------------------------------------------------------------------------------------
+    def train_on(self, epochs: int) -> dict:
+        """Go on training this (in-memory) run to ``epochs`` in all; the last epoch's record."""
+        self.settings = self.settings.replace(epochs=epochs)
+        return self.run()
+
     def run(self) -> dict:
         """Train until ``settings.epochs``; return the last epoch's record (as in metrics.jsonl)."""
         previous = self._install_signals()
@@ -304,11 +313,9 @@ class Trainer:
         started = time.perf_counter()
         first_step = self.step_in_epoch
         tty = self.verbose and hasattr(self.err, "isatty") and self.err.isatty()
-        for i in range(first_step, self.steps_per_epoch):
+        for i, idx, y in epoch_batches(self.x_train, self.perm, B, b, start=first_step):
             if self._stop_signal is not None:
                 self._interrupt(started)
-            idx = self.perm[i * B:(i + 1) * B]
-            y = ag.tensor(xp.take(self.x_train, idx, axis=0), backend=b)
             neighbours = None
             if self.graph is not None:   # one neighbour of each row, drawn after the batch's rows
                 near = sample_neighbours(self.graph_indices, self.graph_counts, idx, self.rng)
@@ -401,6 +408,8 @@ class Trainer:
     def _evaluate(self) -> dict:
         """Eval-mode ELBO terms and clustering scores on the held-out split; the snapshot for the figures."""
         with evaluation(self.model, self.rng):
+            if self.seeded_eval:
+                self.rng.set_state(ag.Generator(self.backend, self.settings.seed).get_state())
             ev, proba = evaluate(self.model, self._batches(self.x_eval))
             bad = [k for k, v in ev.items() if not math.isfinite(v)]
             if bad or not np.all(np.isfinite(proba)):
@@ -415,65 +424,6 @@ class Trainer:
                 self.rundir.write_snapshot(snapshot_arrays(self.model, self.data, lambda n: self._batches(
                     self.x_eval, n), proba, self.epoch, self.y_eval, self.rng))
         return ev
-
-    # -- the run directory and checkpoints ----------------------------------------------------------
-    def _save(self, path: Path) -> None:
-        self._check_parameters()
-        position = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "step": self.step,
-                    "epoch_rng_state": self.epoch_rng_state, "sums": self.sums.state(),
-                    "seconds": self.seconds, "best": self.best, "blas_threads": blas_threads()}
-        self.rundir.save_checkpoint(path, model=self.model, optimizer=self.optimizer,
-                                    rng_state=self.rng.get_state(),
-                                    config={"settings": self.settings.to_dict(), "model": self.config.to_dict()},
-                                    extra={"position": position})
-
-    def _check_parameters(self) -> None:
-        """Refuse to save non-finite parameters (one host crossing for all of them)."""
-        xp = self.backend.xp
-        finite = xp.stack([xp.all(xp.isfinite(p.data)) for p in self.model.parameters()])
-        ok = self.backend.to_numpy(finite)
-        if not bool(np.all(ok)):
-            names = [n for (n, _), good in zip(self.model.named_parameters(), ok) if not good]
-            # the last step taken: the end of the previous epoch when the position is at an epoch's start
-            epoch, step = ((self.epoch - 1, self.steps_per_epoch) if self.step_in_epoch == 0
-                           else (self.epoch, self.step_in_epoch))
-            raise TrainingDiverged(
-                f"training stopped: parameter(s) {', '.join(names[:3])} became non-finite by epoch {epoch}, "
-                f"step {step}; {self._kept()}")
-
-    def _kept(self) -> str:
-        if self.rundir is not None and self.rundir.last.is_file():
-            return f"the last good checkpoint is kept in {self.rundir.last}; lower --lr and start a new run"
-        return "lower --lr and start a new run"
-
-    def _restore(self) -> None:
-        from .checkpoint import load_checkpoint, restore
-
-        last = self.rundir.last
-        ckpt = load_checkpoint(last)
-        restore(ckpt, self.model, self.optimizer)  # refuses a checkpoint of another model
-        pos = ckpt.extra.get("position") if isinstance(ckpt.extra, dict) else None
-        if not isinstance(pos, dict) or ckpt.rng_state is None:
-            raise RunDirError(f"cannot resume: {last} is a model checkpoint without a training position "
-                              f"(not written by the trainer); start a new run with --out")
-        self.epoch, self.step_in_epoch, self.step = int(pos["epoch"]), int(pos["step_in_epoch"]), int(pos["step"])
-        self.seconds, self.best = float(pos["seconds"]), pos["best"]
-        self.sums.load(pos["sums"], self.config.K)
-        self.epoch_rng_state = pos["epoch_rng_state"]
-        rng = self.rng
-        if self.epoch_rng_state is not None:  # mid-epoch: draw the epoch's permutation again
-            rng.set_state(self.epoch_rng_state)
-            self.perm = rng.permutation(self.n_train)
-        rng.set_state(ckpt.rng_state)
-        then, now = pos.get("blas_threads"), blas_threads()
-        if then is not None and now is not None and then != now and self.backend.name != "cupy":
-            print(f"note: {self.run_dir} was trained with {then} BLAS thread(s) and resumes with {now}; the "
-                  f"result will not be bit-identical to an uninterrupted run (OPENBLAS_NUM_THREADS={then} "
-                  f"restores that)", file=self.err, flush=True)
-        done = self.epoch - 1
-        if self.settings.epochs < done:
-            raise SettingsError(f"--epochs {self.settings.epochs} is fewer than the {done} epochs already trained in "
-                                f"{self.run_dir}; give --epochs {done} or more")
 
     # -- signals and figures --------------------------------------------------------------------------
     def _on_signal(self, signum, frame):

@@ -25,6 +25,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gmvae_np import GMVAE, GMVAEClustering, GMVAEConfig
 from gmvae_np.estimator import NotFittedError
+from gmvae_np.restarts import restart_seed
 from strategies import BACKENDS
 
 
@@ -226,8 +227,9 @@ def test_random_state_kinds_and_restart_seeds():
     small = dict(FAST, epochs=2)
     del small["random_state"]
     est = GMVAEClustering(n_clusters=3, random_state=7, n_init=3, **small).fit(X)
-    assert list(est.n_init_seeds_) == [7, 8, 9]                 # an int r: restart i trains with seed r + i
-    one = GMVAEClustering(n_clusters=3, random_state=7 + est.best_init_, **small).fit(X)
+    # an int r: restart i trains with seed r + 1000 (i - 1), as the command line's --restarts (restart_seed)
+    assert list(est.n_init_seeds_) == [restart_seed(7, i) for i in (1, 2, 3)] == [7, 1007, 2007]
+    one = GMVAEClustering(n_clusters=3, random_state=int(est.n_init_seeds_[est.best_init_]), **small).fit(X)
     np.testing.assert_array_equal(one.predict_proba(X), est.predict_proba(X))   # the winner is that run
     a = GMVAEClustering(n_clusters=3, random_state=np.random.RandomState(3), n_init=2, **small).fit(X)
     b = GMVAEClustering(n_clusters=3, random_state=np.random.RandomState(3), n_init=2, **small).fit(X)
@@ -248,6 +250,37 @@ def test_n_init_keeps_the_restart_with_the_best_elbo_and_n_jobs_gives_the_same()
     parallel = GMVAEClustering(n_clusters=3, n_jobs=2, **params).fit(X)    # two processes, one BLAS thread each
     np.testing.assert_array_equal(parallel.n_init_scores_, scores)
     np.testing.assert_array_equal(parallel.predict_proba(X), serial.predict_proba(X))
+
+
+def test_n_init_screens_then_trains_the_kept_restart_on():
+    """best_of_n, as the command line's --restarts: each restart trains a fifth of the epochs (at least 10),
+    the kept one trains on, and training on is the run trained to the end at once."""
+    X, _ = blobs(n_per=10)
+    small = dict(FAST, epochs=12)
+    del small["random_state"]
+    est = GMVAEClustering(n_clusters=3, n_init=2, random_state=3, **small).fit(X)
+    assert est.n_iter_ == 12 and [r["epoch"] for r in est.history_] == list(range(1, 13))
+    seed = int(est.n_init_seeds_[est.best_init_])
+    screened = GMVAEClustering(n_clusters=3, random_state=seed, **dict(small, epochs=10)).fit(X)
+    assert est.n_init_scores_[est.best_init_] == screened.n_init_scores_[0]     # the criterion after 10 epochs
+    whole = GMVAEClustering(n_clusters=3, random_state=seed, **small).fit(X)
+    np.testing.assert_array_equal(whole.predict_proba(X), est.predict_proba(X))
+
+
+def test_the_command_line_and_the_estimator_call_one_best_of_n(monkeypatch):
+    from gmvae_np import estimator, restarts, series
+
+    assert estimator.best_of_n is series.best_of_n is restarts.best_of_n
+    calls = []
+
+    def spy(settings, run_dir=None, **kwargs):
+        calls.append((settings.restarts, run_dir))
+        return restarts.best_of_n(settings, run_dir, **kwargs)
+
+    monkeypatch.setattr(estimator, "best_of_n", spy)
+    X, _ = blobs(n_per=10)
+    GMVAEClustering(n_clusters=3, n_init=2, **dict(FAST, epochs=2)).fit(X)
+    assert calls == [(2, None)]
 
 
 def test_transform_gives_the_latent_means(fitted):

@@ -1,6 +1,6 @@
 """Figures of a training run, drawn from its run directory alone.
 
-Training writes three files into its run directory; the figures read them (through gmvae_np.rundir's
+Training writes three files into its run directory; the figures read them (through gmvae_np.runread's
 readers, which take no lock) and nothing else, so they can be redrawn while a run is still going, from
 another process or another machine:
 
@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import pathlib
 
-from ..rundir import Run, RunDirError, read_metrics, read_run, read_snapshot
+from ..runread import Run, RunDirError, read_metrics, read_run, read_snapshot
 from .common import cluster_colors, data_kind
 from .curves import draw_diagnostics, draw_learning_curves
 from .images import draw_image_recon, draw_image_samples
 from .plane import draw_latent, draw_recon_2d
 from .vectors import draw_clusters
 
-# the readers are gmvae_np.rundir's; they stay importable from here, as before
+# the readers are gmvae_np.runread's; they stay importable from here, as before
 __all__ = ["RunDirError", "Run", "read_run", "read_metrics", "read_snapshot", "cluster_colors",
            "data_kind", "draw_run", "draw_learning_curves", "draw_latent", "draw_recon_2d",
            "draw_image_samples", "draw_image_recon", "draw_clusters", "draw_diagnostics"]

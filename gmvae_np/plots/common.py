@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 from PIL import Image          # Matplotlib's own dependency; used to store charts with a palette
 
 from ..atomic import write_atomic
-from ..rundir import Run, RunDirError
+from ..runread import Run, RunDirError
 
 DPI = 100
 MAX_SCATTER = 6000          # points drawn per scatter panel; larger snapshots are thinned evenly
