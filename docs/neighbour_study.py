@@ -21,6 +21,7 @@ import numpy as np
 
 from gmvae_np import plots
 from gmvae_np.presets import preset
+from gmvae_np.rundir import RunDir, RunDirError
 
 _GRAPH = "--restarts 1 --epochs 20 --neighbours 10 --neighbour-weight 50 --balance 100 --no-plots"
 NEIGHBOUR_SERIES = {   # name -> (command, caption): the confirmation over seeds (docs/results.md, section 8)
@@ -95,11 +96,13 @@ def read_plain_series(root: Path) -> list[dict] | None:
     """Per finished seed of a series without restarts: the last evaluation, the wall time (training,
     evaluation and the graph when this seed built it) and the epochs. None when there is no series."""
     try:
-        seeds = json.loads((root / "seeds.json").read_text())["seeds"]
-    except (OSError, ValueError, KeyError):
+        series = RunDir(root).read_series()     # seeds.json, through its one reader
+    except RunDirError:
+        return None
+    if series is None:
         return None
     rows = []
-    for seed in seeds:
+    for seed in series["seeds"]:
         read = _read(root / f"seed{seed}")
         if read is None:
             continue

@@ -152,7 +152,7 @@ def test_cupy_missing_is_a_user_error(tmp_path, capsys, argv):
     (["--jobs", "2"], "--jobs trains the seeds of a series in parallel; give --seeds too"),
     (["-gpu", "0", "--backend", "strict"], "disagree"),
     (["--data", "x.csv"], "unrecognized arguments: --data x.csv"),   # only custom reads a matrix
-    (["--lam", "1"], "--lam plays no part in the cv variant's objective (it reads --alpha, --eta, --balance, --invariance, --neighbour-weight)"),
+    (["--lam", "1"], "--lam plays no part in the cv variant's objective (it reads --alpha, --eta, --balance, --invariance, --neighbour-weight, --neighbour-code-weight)"),
     (["--variant", "mi", "--eta", "3"], "--eta plays no part in the mi variant's objective (it reads --lam, --balance)"),
     (["--variant", "mi", "--alpha", "0", "--eta", "2"], "--alpha, --eta play no part in the mi variant's"),
 ])
