@@ -133,8 +133,8 @@ class Trainer(SavedState):
     seeded_eval     draw each evaluation's noise from a generator seeded with the run's seed, not from the
                     training stream (the estimator's, so that its criterion is the ELBO its ``score`` computes)
 
-A Trainer without a run directory pickles (its streams are left behind): a restart screened in a worker
-process comes back whole, and :meth:`train_on` trains it on.
+    A Trainer without a run directory pickles (its streams are left behind): a restart screened in a worker
+    process comes back whole, and :meth:`train_on` trains it on.
 
     The run directory's lock is taken here and released when :meth:`run` returns or raises.
     """
