@@ -241,19 +241,15 @@ def objective(terms: dict, variant: str, *, alpha: float = 1.0, eta: float = 1.0
         if batch_kl is None:
             raise ValueError("objective: balance > 0 needs batch_kl = batch_balance(log cluster probabilities)")
         total = total + balance * batch_kl
-    if invariance:
-        if variant != "cv" or moved_agreement is None:
-            raise ValueError("objective: invariance > 0 needs the cv variant and moved_agreement = "
-                             "assignment_agreement(log q(z|y), log q(z|moved y))")
-        total = total + invariance * moved_agreement
-    if neighbour_weight:
-        if variant != "cv" or neighbour_agreement is None:
-            raise ValueError("objective: neighbour_weight > 0 needs the cv variant and neighbour_agreement = "
-                             "assignment_agreement(log q(z|y), log q(z|a neighbour of y))")
-        total = total + neighbour_weight * neighbour_agreement
-    if neighbour_code_weight:
-        if variant != "cv" or neighbour_codes is None:
-            raise ValueError("objective: neighbour_code_weight > 0 needs the cv variant and neighbour_codes = "
-                             "code_agreement(q(x|y), q(x|a neighbour of y))")
-        total = total + neighbour_code_weight * neighbour_codes
+    for name, weight, value, needs in (
+            ("invariance", invariance, moved_agreement, "moved_agreement = assignment_agreement(log q(z|y), "
+                                                        "log q(z|moved y))"),
+            ("neighbour_weight", neighbour_weight, neighbour_agreement, "neighbour_agreement = "
+             "assignment_agreement(log q(z|y), log q(z|a neighbour of y))"),
+            ("neighbour_code_weight", neighbour_code_weight, neighbour_codes, "neighbour_codes = "
+             "code_agreement(q(x|y), q(x|a neighbour of y))")):
+        if weight:      # the cv-only terms that compare a row with another input: weight * their value
+            if variant != "cv" or value is None:
+                raise ValueError(f"objective: {name} > 0 needs the cv variant and {needs}")
+            total = total + weight * value
     return total

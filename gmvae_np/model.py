@@ -266,7 +266,7 @@ class GMVAE(Module):
         moved_agreement = self._moved_agreement(y, log_cluster, noise, rng) if w["invariance"] else None
         pairs = {}
         if (w["neighbour_weight"] or w["neighbour_code_weight"]) and (neighbours is not None or self.training):
-            pairs = self._neighbour_terms(neighbours, q, log_cluster)
+            pairs = self._neighbour_terms(neighbours, q, log_cluster, w)
         elif w["neighbour_weight"] or w["neighbour_code_weight"]:   # eval mode without neighbours: the bound only
             w["neighbour_weight"] = w["neighbour_code_weight"] = 0.0
         objective = elbo.objective(terms, c.variant, **w, batch_kl=batch_kl, moved_agreement=moved_agreement,
@@ -292,9 +292,10 @@ class GMVAE(Module):
             shifts = draw_shifts(self._generator(rng), y.shape[0], c.shift)
         return self._agreement_with(shift_images(y, shifts, c.image_shape), log_cluster)
 
-    def _neighbour_terms(self, neighbours, q: dict, log_cluster: Tensor) -> dict:
+    def _neighbour_terms(self, neighbours, q: dict, log_cluster: Tensor, w: dict) -> dict:
         """elbo.assignment_agreement and elbo.code_agreement between each row of the batch and its neighbour
-        (same batch position), the neighbours through the recognition network once for both."""
+        (same batch position), each only when its weight in ``w`` is on; the neighbours go through the
+        recognition network once for both."""
         if neighbours is None:
             raise ValueError("loss: a neighbour weight needs neighbours, one neighbour of each row of y "
                              "(gmvae_np.neighbours.sample_neighbours draws them from the training data's graph)")
@@ -303,10 +304,14 @@ class GMVAE(Module):
             raise ValueError(f"loss: {neighbours.shape[0]} neighbours for a batch of {log_cluster.shape[0]} rows; "
                              f"give one neighbour per row")
         other = self._encode(neighbours)
-        return {"neighbour_agreement": elbo.assignment_agreement(log_cluster,
-                                                                 ag.log_softmax(other["z_logits"], axis=-1)),
-                "neighbour_codes": elbo.code_agreement(q["x_mean"], q["x_logvar"], other["x_mean"],
-                                                       other["x_logvar"])}
+        pairs = {}
+        if w["neighbour_weight"]:
+            pairs["neighbour_agreement"] = elbo.assignment_agreement(
+                log_cluster, ag.log_softmax(other["z_logits"], axis=-1))
+        if w["neighbour_code_weight"]:
+            pairs["neighbour_codes"] = elbo.code_agreement(q["x_mean"], q["x_logvar"], other["x_mean"],
+                                                           other["x_logvar"])
+        return pairs
 
     def _agreement_with(self, other: Tensor, log_cluster: Tensor) -> Tensor:
         """elbo.assignment_agreement of log q(z|y) and log q(z|other), other through the same networks."""

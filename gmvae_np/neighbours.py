@@ -128,12 +128,14 @@ class NeighbourGraph:
                              f"train again to rebuild it")
         return graph
 
-    def check_rows(self, x) -> None:
-        """Refuse a graph built on other rows than ``x`` (one line: what differs, what to do)."""
-        if self.n != x.shape[0] or self.fingerprint != fingerprint(x):
+    def check_rows(self, x, data_print: str | None = None) -> None:
+        """Refuse a graph built on other rows than ``x`` (one line: what differs, what to do);
+        ``data_print``: x's fingerprint when the caller has it already."""
+        data_print = fingerprint(x) if data_print is None else data_print
+        if self.n != x.shape[0] or self.fingerprint != data_print:
             raise GraphError(f"the neighbour graph was built on other data ({self.n:,} rows, SHA-256 "
                              f"{self.fingerprint[:12]}) than the {x.shape[0]:,} training rows given (SHA-256 "
-                             f"{fingerprint(x)[:12]}); build it from these rows (delete the graph file)")
+                             f"{data_print[:12]}); build it from these rows (delete the graph file)")
 
 
 # -- the space ------------------------------------------------------------------------------------------
@@ -276,8 +278,9 @@ def _progress_printer(err, what: str):
 
 
 def build_graph(x, k: int = 10, space: str = "pca", dims: int = 50, mutual: bool = False, backend="numpy",
-                block_bytes: int = BLOCK_BYTES, err=None) -> NeighbourGraph:
-    """The neighbour graph of the rows of x (n, D), as the module docstring describes."""
+                block_bytes: int = BLOCK_BYTES, err=None, data_print: str | None = None) -> NeighbourGraph:
+    """The neighbour graph of the rows of x (n, D), as the module docstring describes (``data_print``:
+    x's fingerprint when the caller has it already)."""
     x = np.asarray(x)
     n = x.shape[0]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
@@ -294,7 +297,7 @@ def build_graph(x, k: int = 10, space: str = "pca", dims: int = 50, mutual: bool
         indices, counts = mutual_graph(indices)
     return NeighbourGraph(indices=indices, counts=counts, k=int(k), space=space, dims=int(z.shape[1]),
                           mutual=bool(mutual),
-                          fingerprint=fingerprint(x), seconds=round(time.perf_counter() - started, 3))
+                          fingerprint=data_print or fingerprint(x), seconds=round(time.perf_counter() - started, 3))
 
 
 def graph_key_of(graph: NeighbourGraph) -> str:
@@ -308,17 +311,18 @@ def graph_for(x, k: int, space: str, dims: int, mutual: bool, *, store=None, bac
     holds one, else built and written there. Returns (graph, built)."""
     features = math.prod(np.shape(x)[1:])
     dims = min(int(dims), features) if space == "pca" else features     # the dimension the space has
-    key = graph_key(fingerprint(x), k, space, dims, mutual)
+    data_print = fingerprint(x)       # hashing the rows costs a pass over them: once
+    key = graph_key(data_print, k, space, dims, mutual)
     if store is not None:
         arrays = store.read_neighbours(key)
         if arrays is not None:
             graph = NeighbourGraph.from_arrays(arrays, where=str(store.neighbours_path(key)))
-            graph.check_rows(x)
+            graph.check_rows(x, data_print)
             if graph.settings() != {"k": k, "space": space, "dims": dims, "mutual": mutual}:
                 raise GraphError(f"{store.neighbours_path(key)} holds a graph of other settings "
                                  f"({graph.settings()}); delete it to rebuild it")
             return graph, False
-    graph = build_graph(x, k, space, dims, mutual, backend=backend, err=err)
+    graph = build_graph(x, k, space, dims, mutual, backend=backend, err=err, data_print=data_print)
     if store is not None:
         store.write_neighbours(key, graph.arrays(),
                                None if labels is None else {"agreement": graph.agreement(labels)})
