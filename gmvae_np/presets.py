@@ -130,9 +130,10 @@ class Settings:
                                            "q(x|y') for the same pairs, which pulls neighbours' codes together "
                                            "(cv variant; needs --neighbours)")
     neighbour_space: str = _s("pca", "where neighbours are measured: pca (the centred rows on their "
-                                     "--neighbour-dims leading principal axes) or raw (the rows as they are)",
-                              choices=("pca", "raw"))
-    neighbour_dims: int = _s(50, "with --neighbour-space pca: the number of principal axes")
+                                     "--neighbour-dims leading principal axes), deskew (single-channel images "
+                                     "straightened first, then the same PCA) or raw (the rows as they are)",
+                              choices=("pca", "deskew", "raw"))
+    neighbour_dims: int = _s(50, "with --neighbour-space pca or deskew: the number of principal axes")
     mutual_neighbours: bool = _s(False, "keep only mutual neighbours (j among i's k nearest and i among j's)",
                                  on="keep only mutual neighbours: j among i's k nearest and i among j's (a row "
                                     "with none keeps its nearest)")

@@ -225,7 +225,7 @@ class Trainer(SavedState):
         try:
             graph, built = graph_for(data.x_train, s.neighbours, s.neighbour_space, s.neighbour_dims,
                                      s.mutual_neighbours, store=store, backend=b, labels=data.y_train,
-                                     err=self.err)
+                                     err=self.err, image_shape=data.image_shape)
         except GraphError as e:
             raise SettingsError(str(e)) from None
         if built:

@@ -2,7 +2,8 @@
 
 Checked: the graph against a full sort of float64 distances, on every backend the tests have, including
 its edge cases (k = n - 1, duplicate rows, a number of rows the groups do not divide); mutual neighbours
-against their definition; PCA against the rows themselves; the stored graph read back, shared by
+against their definition; PCA against the rows themselves; the deskew against its definition (a
+slanted stroke comes out upright and centred, SciPy's affine resampling agrees inside the frame); the stored graph read back, shared by
 restarts and refused when it belongs to other rows; the drawn neighbours; the term's value and the
 whole objective's gradient against float64 central differences; settings refused in one line; and a run
 with the term resumed from any point ending bit-identical to an uninterrupted one.
@@ -21,8 +22,8 @@ from autograd_lite.backend import get_backend
 from gmvae_np import elbo
 from gmvae_np.data import Dataset
 from gmvae_np.model import GMVAE, GMVAEConfig
-from gmvae_np.neighbours import (GraphError, NeighbourGraph, build_graph, embed, exact_knn, fingerprint,
-                                 graph_for, graph_key, mutual_graph, sample_neighbours)
+from gmvae_np.neighbours import (GraphError, NeighbourGraph, build_graph, deskew, embed, exact_knn, fingerprint,
+                                 graph_for, graph_key, graph_key_of, mutual_graph, sample_neighbours)
 from gmvae_np.presets import SettingsError, preset
 from gmvae_np.rundir import RunDir
 from test_model import TINY, _noise, gradcheck_objective
@@ -103,6 +104,86 @@ def test_pca_with_every_axis_keeps_the_distances_and_the_neighbours():
     few = embed(x, "pca", dims=2)
     assert few.shape == (150, 2)
     np.testing.assert_allclose(np.var(few, axis=0), np.var(x, axis=0)[:2], rtol=0.2)   # the two widest axes
+
+
+def _moments(images):
+    """Centre of mass (r0, c0) and the row-column covariance of each image's ink (float64)."""
+    images = np.asarray(images, dtype=np.float64)
+    r = np.arange(images.shape[1])[None, :, None]
+    c = np.arange(images.shape[2])[None, None, :]
+    mass = images.sum(axis=(1, 2))
+    r0 = (images * r).sum(axis=(1, 2)) / mass
+    c0 = (images * c).sum(axis=(1, 2)) / mass
+    cov = (images * (r - r0[:, None, None]) * (c - c0[:, None, None])).sum(axis=(1, 2)) / mass
+    return r0, c0, cov
+
+
+def _slanted_strokes(n=6, size=28, seed=0):
+    """Thick strokes at random slants and places, drawn anti-aliased, well inside the frame."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:size, :size].astype(np.float64)
+    out = []
+    for _ in range(n):
+        slope, r0, c0 = rng.uniform(-0.5, 0.5), rng.uniform(11, 16), rng.uniform(10, 17)
+        # distance of each pixel from the line c = c0 + slope (r - r0), for rows within 7 of r0
+        d = np.abs(cols - c0 - slope * (rows - r0)) / np.sqrt(1 + slope ** 2)
+        out.append(np.clip(2.0 - d, 0, 1) * (np.abs(rows - r0) <= 7))
+    return np.array(out, dtype=np.float32)
+
+
+def test_deskew_makes_a_slanted_stroke_upright_and_centred():
+    strokes = _slanted_strokes()
+    before = _moments(strokes)
+    assert np.min(np.abs(before[2])) > 0.5                      # every stroke starts slanted
+    r0, c0, cov = _moments(deskew(strokes))
+    np.testing.assert_allclose(r0, 13.5, atol=0.05)             # the centre of mass moved to the middle
+    np.testing.assert_allclose(c0, 13.5, atol=0.05)
+    assert np.max(np.abs(cov)) < 0.05 * np.min(np.abs(before[2]))   # and no slant is left
+    # mass is kept (the strokes stay inside the frame)
+    np.testing.assert_allclose(np.asarray(deskew(strokes)).sum(axis=(1, 2)), strokes.sum(axis=(1, 2)), rtol=1e-4)
+
+
+def test_deskew_is_scipys_affine_resampling_of_its_definition():
+    from scipy import ndimage
+
+    strokes = _slanted_strokes(seed=1)
+    got = np.asarray(deskew(strokes, block_rows=4))             # blocks that do not divide the images
+    for image, mine in zip(strokes, got):
+        r0, c0, cov = (float(v[0]) for v in _moments(image[None]))
+        rows = np.arange(28)[:, None]
+        v_r = float((image * (rows - r0) ** 2).sum() / image.sum())
+        shear = np.array([[1.0, 0.0], [cov / v_r, 1.0]])        # input = shear @ output + offset
+        offset = np.array([r0, c0]) - shear @ np.array([13.5, 13.5])
+        want = ndimage.affine_transform(image.astype(np.float64), shear, offset=offset, order=1)
+        np.testing.assert_allclose(mine, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "strict"])
+def test_deskew_keeps_blank_and_flat_images_and_runs_on_each_backend(backend):
+    b = get_backend(backend)
+    images = np.zeros((3, 8, 8), dtype=np.float32)
+    images[1, 3, 2:6] = 1.0                     # one row of ink: no slant to remove (v_r = 0), only a shift
+    images[2] = images[1].T                     # one column of ink: upright already, only a shift
+    got = np.asarray(b.to_numpy(deskew(b.asarray(images), backend=b)))
+    np.testing.assert_array_equal(got[0], 0.0)
+    assert np.all(np.isfinite(got))
+    r0, c0, cov = _moments(got[1:])
+    np.testing.assert_allclose(r0, 3.5, atol=1e-5)
+    np.testing.assert_allclose(c0, 3.5, atol=1e-5)
+    np.testing.assert_allclose(cov, 0.0, atol=1e-5)
+
+
+def test_the_deskew_space_needs_single_channel_images():
+    x = np.random.default_rng(0).normal(size=(30, 16)).astype(np.float32)
+    z = embed(x, "deskew", 5, image_shape=(1, 4, 4))
+    assert z.shape == (30, 5)
+    for shape in (None, (3, 4, 4), (4, 5)):
+        with pytest.raises(GraphError, match="the deskew neighbour space needs single-channel images"):
+            embed(x, "deskew", 5, image_shape=shape)
+    with pytest.raises(GraphError, match="single-channel images"):
+        graph_for(x, 3, "deskew", 5, False)            # refused before anything is built
+    pca, straight = (graph_for(x, 3, space, 5, False, image_shape=(4, 4))[0] for space in ("pca", "deskew"))
+    assert graph_key_of(pca) != graph_key_of(straight)            # two graphs, kept under two names
 
 
 def test_agreement_counts_the_edges_within_a_class():
@@ -262,6 +343,10 @@ def test_the_command_line_refuses_bad_neighbour_flags_in_one_line(tmp_path, caps
     assert run("spiral", ["--neighbours", "5000", "--neighbour-weight", "3", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "must be fewer than the 5000 training rows" in err
+    assert run("spiral", ["--neighbours", "5", "--neighbour-weight", "3", "--neighbour-space", "deskew",
+                          "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs single-channel images" in err
 
 
 def _tiny_rows() -> Dataset:
