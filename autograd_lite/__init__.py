@@ -11,7 +11,8 @@ Files, in reading order: backend.py (where arrays live), random.py (seeded gener
 (the graph and backward), ops.py (the primitives, forward next to backward), conv.py (convolutions
 from one patch gather), norm.py (batch normalisation as one primitive), functional.py (composites
 built from primitives), gradcheck.py (finite-difference checks), viz.py (draw_graph: the recorded
-graph and its gradients, drawn with matplotlib). Each file imports only files before it.
+graph and its gradients, drawn with matplotlib), profiler.py (profile: the time of each op, forward
+and backward), threads.py (the engine's own threads, for the work BLAS does not spread). Each file imports only files before it.
 """
 from .backend import (BACKEND_NAMES, Backend, BackendError, BackendMismatchError, get_backend,
                       dtype_name, gpu_available)
@@ -25,6 +26,8 @@ from .conv import conv2d, conv_transpose2d
 from .norm import batch_norm, batch_norm_normalize
 from .gradcheck import GradcheckError, gradcheck
 from .viz import draw_graph, node_gradients, trace_graph
+from .profiler import Profile, profile
+from .threads import get_threads, run_blocks, set_threads, threads
 from . import functional
 from .functional import chunk, minimum, split, stack
 

@@ -33,6 +33,7 @@ from .backend import Backend, BackendError, BackendMismatchError, backend_of_arr
 from .random import default_generator
 
 _grad_enabled = True
+_profiler = None   # set by profiler.profile(): told of every new tensor and every backward call
 
 
 def is_grad_enabled() -> bool:
@@ -48,6 +49,14 @@ def no_grad():
         yield
     finally:
         _grad_enabled = previous
+
+
+def _swap_profiler(profiler):
+    """Install ``profiler`` (or None) as the one told of every tensor and backward call; returns the
+    previous one (profiler.profile uses this)."""
+    global _profiler
+    previous, _profiler = _profiler, profiler
+    return previous
 
 
 def sum_to(g, shape):
@@ -84,6 +93,8 @@ class Tensor:
         self._backward_fn = backward_fn
         self._op = op
         self._fresh_grads = fresh_grads  # backward_fn returns new arrays, one per parent (see above)
+        if _profiler is not None:
+            _profiler.made(op)
 
     # -- basic properties ------------------------------------------------------------------------
     @property
@@ -155,6 +166,8 @@ class Tensor:
             if node._backward_fn is None:  # part of a graph an earlier backward() already freed
                 raise RuntimeError(f"backward() reached a '{node._op}' node whose graph was already freed by "
                                    f"a previous backward(); recompute the forward pass")
+            if _profiler is not None:
+                _profiler.start_backward()
             for parent, pg in zip(node._parents, node._backward_fn(g)):   # dL/dparent = dL/dnode J
                 if pg is None or not isinstance(parent, Tensor) or not parent.requires_grad:
                     continue
@@ -167,6 +180,8 @@ class Tensor:
                     grads[key] = pg
                     if node._fresh_grads:
                         owned.add(key)
+            if _profiler is not None:
+                _profiler.end_backward(node._op)
             node._backward_fn, node._parents = None, ()   # free the graph as we go (as PyTorch does)
 
     def _seed(self, gradient):

@@ -18,6 +18,9 @@ default is the preset's value, so ``--help`` lists them all. Beyond the settings
                          thread. With --restarts and no --seeds: screen N restarts at once
     --dask ADDRESS       the same on a Dask cluster (tcp://HOST:8786); the run directory must be on a
                          path every worker sees (docs/experiments.md, "Scaling out")
+    --threads N          N threads for one training in this process: the BLAS library's (threadpoolctl)
+                         and the engine's own (autograd_lite.threads: Adam's update and other work BLAS
+                         does not spread); the engine's threads never change a result
     -gpu N, --gpu        the original code's habit: -gpu 1 (or --gpu) means --backend cupy, -gpu 0 numpy
 
 The variants read different weights (gmvae_np.elbo.objective): cv reads --alpha and --eta, mi reads
@@ -33,10 +36,12 @@ still raise with a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 from pathlib import Path
 
+import autograd_lite as ag
 from autograd_lite.backend import BackendError
 
 from .checkpoint import CheckpointError
@@ -84,6 +89,10 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
                                                           "seeds at once in worker processes, one BLAS "
                                                           "thread each; with --restarts alone, screen N "
                                                           "restarts at once")
+    run.add_argument("--threads", type=int, metavar="N", help="train with N threads: the BLAS library's (matrix "
+                                                             "products) and the engine's own (Adam, ...); "
+                                                             "default: BLAS as the environment sets it, the "
+                                                             "engine on one")
     run.add_argument("--dask", metavar="ADDRESS", help="train the seeds of a series (or screen the restarts) "
                                                        "on the Dask cluster whose scheduler is at ADDRESS, "
                                                        "e.g. tcp://HOST:8786; RUN_DIR must be on a path "
@@ -217,10 +226,30 @@ def _check_jobs(args, series: bool, restarts: int = 1):
 
 
 def _run(experiment: str, args) -> int:
-    if not args.dask:
-        return _dispatch(experiment, args)
-    with cluster(args.dask):
-        return _dispatch(experiment, args)
+    with _threads(args):
+        if not args.dask:
+            return _dispatch(experiment, args)
+        with cluster(args.dask):
+            return _dispatch(experiment, args)
+
+
+@contextlib.contextmanager
+def _threads(args):
+    """--threads N: N BLAS threads (threadpoolctl) and N engine threads (autograd_lite.threads) while the
+    training runs in this process. Results do not depend on the engine's threads; the BLAS count is
+    recorded in each checkpoint (resume is bit-identical with the same count)."""
+    if args.threads is None:
+        yield
+        return
+    if args.threads < 1:
+        raise SettingsError(f"--threads must be a whole number >= 1; got {args.threads}")
+    if args.jobs is not None or args.dask:
+        raise SettingsError("--threads sets the threads of a training in this process; with --jobs or --dask each "
+                            "worker trains with one thread: leave out --threads")
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=args.threads, user_api="blas"), ag.threads(args.threads):
+        yield
 
 
 def _dispatch(experiment: str, args) -> int:

@@ -32,6 +32,7 @@ classical "Adam with L2", as ``torch.optim.Adam``; not the decoupled AdamW).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -46,7 +47,7 @@ __all__ = ["Optimizer", "Adam", "SGD", "adam_step"]
 
 class Optimizer:
     """What Adam and SGD share: the parameter list, lazily created per-parameter state, zero_grad,
-    and the loop of ``step``; each subclass writes only its update rule, ``_apply``."""
+    and the loop of ``step``; each subclass writes only its update rule, ``_updates``."""
 
     _state_arrays: tuple = ()  # names of the per-parameter arrays kept in the state
     _hyper: tuple = ()  # names of the hyperparameters saved in state_dict
@@ -81,19 +82,29 @@ class Optimizer:
 
     def step(self) -> None:
         """Update every parameter that has a gradient; those whose ``.grad`` is None are skipped and
-        their step count does not advance. The rule itself is the subclass's ``_apply``."""
+        their step count does not advance. The rule itself is the subclass's ``_updates``.
+
+        The updates are independent pieces of work (one per parameter, or per block of a parameter's
+        rows), so with more than one engine thread (``autograd_lite.set_threads``) they run side by side;
+        each writes only its own rows, and the result is the same bit for bit.
+        """
         with ag.no_grad():
+            work = []
             for i, p in enumerate(self.params):
                 if p.grad is None:
                     continue
                 g = self._gradient(i, p)
                 s = self._state_for(i, p)
                 s["step"] += 1
-                self._apply(p, g, s)
+                work.extend(self._updates(p, g, s))
+            if work:
+                ag.run_blocks(lambda lo, hi: [update() for update in work[lo:hi]], len(work),
+                              self.params[0].backend)
 
-    def _apply(self, p: Tensor, g, s: dict) -> None:
-        """One update of parameter ``p`` in place, from its gradient array ``g`` and its state ``s``
-        (``s["step"]`` already counts this step)."""
+    def _updates(self, p: Tensor, g, s: dict) -> list:
+        """The update of parameter ``p`` in place, from its gradient array ``g`` and its state ``s``
+        (``s["step"]`` already counts this step), as a list of calls that take no argument: doing them
+        all, in any order, is the update."""
         raise NotImplementedError
 
     # -- state on the parameter's device -----------------------------------------------------------
@@ -217,13 +228,13 @@ class Adam(Optimizer):
         self.lr, self.betas = float(lr), (float(betas[0]), float(betas[1]))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
 
-    def _apply(self, p: Tensor, g, s: dict) -> None:
+    def _updates(self, p: Tensor, g, s: dict) -> list:
         beta1, beta2 = self.betas
         t = s["step"]
         bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
-        theta, m, v = p.data, s["m"], s["v"]
-        for rows in _row_blocks(p.shape, p.backend.block_size):
-            self._update(theta[rows], g[rows], m[rows], v[rows], bias1, bias2, p.backend.xp)
+        theta, m, v, xp = p.data, s["m"], s["v"], p.backend.xp
+        return [functools.partial(self._update, theta[rows], g[rows], m[rows], v[rows], bias1, bias2, xp)
+                for rows in _row_blocks(p.shape, p.backend.block_size)]
 
     def _update(self, theta, g, m, v, bias1, bias2, xp) -> None:
         """One Adam update of (a block of) a parameter, in place on the views theta, m and v.
@@ -286,7 +297,10 @@ class SGD(Optimizer):
         self.lr, self.momentum = float(lr), float(momentum)
         self._state_arrays = ("momentum_buffer",) if self.momentum else ()
 
-    def _apply(self, p: Tensor, g, s: dict) -> None:
+    def _updates(self, p: Tensor, g, s: dict) -> list:
+        return [functools.partial(self._update, p, g, s)]
+
+    def _update(self, p: Tensor, g, s: dict) -> None:
         if self.momentum:
             buf = s["momentum_buffer"]
             buf *= self.momentum

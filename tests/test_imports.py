@@ -25,6 +25,8 @@ LAYERS = {
     "autograd_lite.functional": 4,
     "autograd_lite.gradcheck": 5,
     "autograd_lite.viz": 5,
+    "autograd_lite.profiler": 3,              # needs only the graph (tensor.py)
+    "autograd_lite.threads": 0,               # needs nothing of the engine
     "autograd_lite": 6,                      # the package: re-exports the engine
     # the model package, bottom up
     "gmvae_np.version": 10,
