@@ -258,9 +258,10 @@ def read_training(run_dir: Path, epochs: int) -> Findings:
         numbers["steps_per_second"] = statistics.median(t["steps_per_second"] or 0.0 for t in timing)
     lines = []
     if final:
-        lines.append(f"after {done} epoch{'s' if done != 1 else ''}: accuracy {_number(final.get('acc_paper'), '.3f')}, "
-                     f"NMI {_number(final.get('nmi'), '.3f')}, {_number(final.get('clusters_used'), 'g')} clusters "
-                     f"used, -ELBO {_number(final.get('neg_elbo'), '.2f')}")
+        lines.append(f"after {done} epoch{'s' if done != 1 else ''}: "
+                     f"accuracy {_number(final.get('acc_paper'), '.3f')}, NMI {_number(final.get('nmi'), '.3f')}, "
+                     f"{_number(final.get('clusters_used'), 'g')} clusters used, "
+                     f"-ELBO {_number(final.get('neg_elbo'), '.2f')}")
     if timing:
         lines.append(f"{numbers['epoch_seconds']:.2f} s per epoch (median), {numbers['steps_per_second']:.0f} steps/s")
     problem = None

@@ -3,8 +3,8 @@
 It mirrors gmvae_np's architecture, sizes, dtype and objective (the ``cv`` variant: recognition q(x|y),
 q(w|y), q(z|y); prior network p(x|w,z); Bernoulli decoder p(y|x); the ELBO terms of gmvae_np.elbo, and the
 batch balance term when ``balance`` is not 0, as the MNIST recipe weighs it), so that a step here does the
-same arithmetic as a step of ours. PyTorch is a benchmark-only optional
-dependency: nothing in the package or the tests imports this file.
+same arithmetic as a step of ours. PyTorch is a benchmark-only optional dependency: nothing in the package
+imports this file, and tests/test_bench_step.py checks it against our model only where PyTorch is installed.
 """
 from __future__ import annotations
 
