@@ -22,7 +22,8 @@ one table per thread count, with the machine's load average before and after:
 With several thread counts a summary follows: per architecture, ours and PyTorch's step times at each
 count, their ratio at each, and each one's speed-up from the first count to the last.
 
-Every worker gets the same thread count (``--threads``, default: all cores). PyTorch is optional and only
+Every worker gets the same thread count (``--threads``, default: all cores): its BLAS threads, and
+PyTorch's threads or our engine's own (autograd_lite.set_threads). PyTorch is optional and only
 ever used here (``pip install torch``).
 """
 from __future__ import annotations
@@ -474,6 +475,8 @@ def main(argv=None):
             torch.set_num_threads(threads)
             res = worker_torch(name, device, args.batch, args.warmup, args.repeats, args.K)
         else:
+            import autograd_lite as ag
+            ag.set_threads(threads)     # the engine's own threads (Adam's blocks), as PyTorch's intra-op threads
             res = worker_ours(name, device, args.batch, args.warmup, args.repeats, args.K)
         print(json.dumps(res))
         return 0

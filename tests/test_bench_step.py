@@ -68,6 +68,21 @@ def test_a_bad_thread_list_is_a_usage_error(bench, capsys):
     assert "comma list" in capsys.readouterr().err
 
 
+def test_our_worker_gets_the_thread_count_as_engine_threads(bench, monkeypatch, capsys):
+    seen = {}
+
+    def worker(name, device, batch, warmup, repeats, K):
+        seen.update(threads=ag.get_threads(), name=name, batch=batch, K=K)
+        return {"times": [0.0]}
+
+    monkeypatch.setattr(bench, "worker_ours", worker)
+    with ag.threads(1):                                            # restored after the worker has set it
+        assert bench.main(["--worker", "ours", "numpy", "recipe", "--threads", "3", "--batch", "8", "--K", "4",
+                           "--warmup", "0", "--repeats", "1"]) == 0
+    assert seen == {"threads": 3, "name": "recipe", "batch": 8, "K": 4}
+    assert json.loads(capsys.readouterr().out) == {"times": [0.0]}
+
+
 def _made_up(ms: dict) -> dict:
     """Worker results whose step times are the given milliseconds."""
     return {key: {"times": [v / 1e3] * 3, "peak_mb": 10.0, "flops": 1e9, "matmul_peak": 1e11}
