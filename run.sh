@@ -4,6 +4,7 @@
 #   ./run.sh test [--gpu] [--slow] [--thorough] [pytest args]   the test suite
 #   ./run.sh spiral [--backend cupy] [options]                    an experiment (see ./run.sh list)
 #   ./run.sh bench [options]                                      the training-step benchmark
+#   ./run.sh gpu-check [--quick] [--steps ...] [--data-dir DIR]   on a GPU machine: tests, benchmark, runs, one report
 #   ./run.sh plot RUN_DIR [--follow]                              redraw a run's figures
 #
 # On first use it creates .venv (unless a virtual environment is already active, or .venv exists)
@@ -12,7 +13,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
 setup_env() {
     if [ -n "${VIRTUAL_ENV:-}" ]; then
@@ -58,6 +59,10 @@ case "$cmd" in
         setup_env
         exec "$PY" benchmarks/bench_step.py "$@"
         ;;
+    gpu-check)
+        setup_env
+        exec "$PY" benchmarks/gpu_check.py "$@"
+        ;;
     plot)
         setup_env
         exec "$PY" experiments/plot.py "$@"
@@ -68,7 +73,7 @@ case "$cmd" in
     *)
         script="experiments/$(echo "$cmd" | tr '-' '_').py"
         if [ ! -f "$script" ]; then
-            echo "error: unknown command '$cmd'; choose test, bench, plot or an experiment: $(./run.sh list | tr '\n' ' ')" >&2
+            echo "error: unknown command '$cmd'; choose test, bench, gpu-check, plot or an experiment: $(./run.sh list | tr '\n' ' ')" >&2
             exit 2
         fi
         setup_env

@@ -1,14 +1,16 @@
 """Time one GMVAE training step (forward, backward, Adam) for ours and for a PyTorch peer, in one run.
 
-    python benchmarks/bench_step.py                      # both architectures, every available backend
+    python benchmarks/bench_step.py                      # all three architectures, every available backend
     python benchmarks/bench_step.py --arch mnist_fc --repeats 30 --threads 2
+    python benchmarks/bench_step.py --threads 1,2        # every worker at one and at two threads, one run
 
-For each architecture (mnist_fc: fully connected, H=1000; mnist: convolutional, 28x28) and each
-implementation available here (gmvae_np on numpy / cupy; PyTorch on cpu / cuda when torch is
-installed) it runs a worker subprocess that builds the model with the same sizes, dtype (float32) and
-batch, warms up, and times its share of ``repeats`` steps (synchronising the GPU). The implementations
+For each architecture (``mnist_fc``: fully connected, H=1000; ``mnist``: convolutional, 28x28; ``recipe``:
+the MNIST recipe's fully connected model and batch of 200) and each implementation available here
+(gmvae_np on numpy / cupy; PyTorch on cpu / cuda when torch is installed) it runs a worker subprocess that
+builds the model with the same sizes, dtype (float32) and batch, warms up, and times its share of
+``repeats`` steps (synchronising the GPU). The implementations, and the thread counts of ``--threads``,
 take turns (``--rounds``), so a burst of load from another process falls on all of them. Then it prints
-one table, with the machine's load average before and after:
+one table per thread count, with the machine's load average before and after:
 
 * step time (median, and the 10th-90th percentile spread),
 * peak memory of the steps above the model and data (host peak RSS for CPU rows, device allocator
@@ -17,7 +19,11 @@ one table, with the machine's load average before and after:
   same device (how close to the machine's limit the step runs),
 * ratios: ours / PyTorch on the same device, and cupy / numpy.
 
-Every worker gets the same thread count (``--threads``, default: all cores). PyTorch is optional and only
+With several thread counts a summary follows: per architecture, ours and PyTorch's step times at each
+count, their ratio at each, and each one's speed-up from the first count to the last.
+
+Every worker gets the same thread count (``--threads``, default: all cores): its BLAS threads, and
+PyTorch's threads or our engine's own (autograd_lite.set_threads). PyTorch is optional and only
 ever used here (``pip install torch``).
 """
 from __future__ import annotations
@@ -29,16 +35,44 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+
+class Row(NamedTuple):
+    """One architecture of the benchmark: the model's sizes and objective weights, and its own K and batch
+    (which ``--K`` and ``--batch`` replace for every row when given)."""
+
+    arch: str
+    Dx: int
+    Dw: int
+    hidden: int
+    K: int
+    batch: int
+    alpha: float = 0.4
+    balance: float = 0.0
+
+
+def _recipe_row() -> Row:
+    """The MNIST recipe's model and batch, read from its preset so that the row follows the recipe."""
+    from gmvae_np.presets import PRESETS
+
+    r = PRESETS["mnist_recipe"]
+    return Row(r["arch"], r["Dx"], r["Dw"], r["hidden"], r["K"], r["batch_size"], r["alpha"], r["balance"])
+
+
 ARCHS = {
-    # name: (arch, Dx, Dw, hidden) — the sizes of the original's mnist_fc and mnist presets;
-    # the number of components K is --K (16 by default, as the paper's largest MNIST row)
-    "mnist_fc": ("fc", 200, 150, 1000),
-    "mnist": ("conv", 200, 150, 500),
+    # the sizes of the original's mnist_fc and mnist presets, with K = 16 (the paper's largest MNIST row)
+    # and the original's batch of 50
+    "mnist_fc": Row("fc", 200, 150, 1000, K=16, batch=50),
+    "mnist": Row("conv", 200, 150, 500, K=16, batch=50),
+    # the recipe's step: Dx 20, Dw 10, H 500, K 10, batch 200 and its batch balance term (weight 10)
+    "recipe": _recipe_row(),
 }
+GROUPS = {"all": tuple(ARCHS), "both": ("mnist_fc", "mnist")}
+"""--arch names of several rows: ``both`` is the two rows the benchmark had before the recipe's."""
 
 
 # -- worker side ---------------------------------------------------------------------------------------
@@ -108,11 +142,12 @@ def worker_ours(name: str, backend_name: str, batch: int, warmup: int, repeats: 
     from gmvae_np.model import GMVAE, GMVAEConfig
     from gmvae_np.optim import Adam
 
-    arch, Dx, Dw, hidden = ARCHS[name]
+    row = ARCHS[name]
     b = ag.get_backend(backend_name)
-    shape = (784,) if arch == "fc" else (1, 28, 28)
-    cfg = GMVAEConfig(input_shape=shape, arch=arch, likelihood="bernoulli", K=K, Dx=Dx, Dw=Dw,
-                      hidden=hidden, variant="cv", alpha=0.4, eta=1.0, mc=1, dtype="float32")
+    shape = (784,) if row.arch == "fc" else (1, 28, 28)
+    cfg = GMVAEConfig(input_shape=shape, arch=row.arch, likelihood="bernoulli", K=K, Dx=row.Dx, Dw=row.Dw,
+                      hidden=row.hidden, variant="cv", alpha=row.alpha, eta=1.0, balance=row.balance, mc=1,
+                      dtype="float32")
     model = GMVAE(cfg, backend=backend_name, seed=0)
     opt = Adam(model.parameters(), lr=1e-4)
     y = ag.tensor(model.rng.uniform((batch,) + shape, dtype="float32"), backend=b)
@@ -164,11 +199,12 @@ def worker_torch(name: str, device: str, batch: int, warmup: int, repeats: int, 
     sys.path.insert(0, HERE)
     from torch_peer import TorchGMVAE
 
-    arch, Dx, Dw, hidden = ARCHS[name]
+    row = ARCHS[name]
     torch.manual_seed(0)
-    model = TorchGMVAE(arch, 784, K, Dx, Dw, hidden).to(device)
+    model = TorchGMVAE(row.arch, 784, K, row.Dx, row.Dw, row.hidden, alpha=row.alpha,
+                       balance=row.balance).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    shape = (batch, 784) if arch == "fc" else (batch, 1, 28, 28)
+    shape = (batch, 784) if row.arch == "fc" else (batch, 1, 28, 28)
     y = torch.rand(shape, device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
@@ -231,20 +267,157 @@ def _available_impls(wanted):
     return impls
 
 
-def _run_worker(args, name, kind, device):
+def _thread_counts(text: str) -> list[int]:
+    """--threads: '2' -> [2], '1,2' -> [1, 2]; each a whole number >= 1, duplicates dropped, order kept."""
+    try:
+        counts = [int(part) for part in str(text).split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a thread count or a comma list of them, e.g. 1,2; "
+                                         f"got {text!r}") from None
+    if any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError(f"thread counts are whole numbers >= 1; got {text!r}")
+    return list(dict.fromkeys(counts))
+
+
+def _sizes(args, name: str) -> tuple[int, int]:
+    """The K and batch of a row: its own, or --K / --batch when given (they apply to every row)."""
+    row = ARCHS[name]
+    return (row.K if args.K is None else args.K), (row.batch if args.batch is None else args.batch)
+
+
+def _run_worker(args, name, kind, device, threads: int):
     env = dict(os.environ)
-    n = str(args.threads)
+    n = str(threads)
     env.update(OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
     per_round = max(1, -(-args.repeats // args.rounds))
+    K, batch = _sizes(args, name)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, device, name,
-           "--batch", str(args.batch), "--K", str(args.K), "--warmup", str(args.warmup), "--repeats", str(per_round),
+           "--batch", str(batch), "--K", str(K), "--warmup", str(args.warmup), "--repeats", str(per_round),
            "--threads", n]
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
-        print(f"  {name} {kind}/{device}: failed: {tail}", file=sys.stderr)
+        print(f"  {name} {kind}/{device} at {threads} threads: failed: {tail}", file=sys.stderr)
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(args, names, impls, counts) -> dict:
+    """Every worker's step times: {(arch, kind, device, threads): {times, peak_mb, flops, matmul_peak}}.
+
+    The implementations and the thread counts take turns, ``--rounds`` times, each turn timing its share
+    of the steps, so a burst of load from another process falls on all of them rather than on one row."""
+    results = {}
+    for name in names:
+        for _ in range(args.rounds):
+            for threads in counts:
+                for kind, device in impls:
+                    res = _run_worker(args, name, kind, device, threads)
+                    if res is None:
+                        continue
+                    key = (name, kind, device, threads)
+                    if key not in results:
+                        results[key] = res
+                    else:
+                        r = results[key]
+                        r["times"] += res["times"]
+                        r["peak_mb"] = max(r["peak_mb"], res["peak_mb"])
+                        r["matmul_peak"] = max(r["matmul_peak"], res["matmul_peak"])
+    return results
+
+
+def _peer(kind: str, device: str) -> tuple[str, str] | None:
+    """The PyTorch row that one of our rows is compared with: numpy with cpu, cupy with cuda."""
+    return ("torch", "cpu" if device == "numpy" else "cuda") if kind == "ours" else None
+
+
+def table_rows(results: dict, sizes: dict) -> list[dict]:
+    """One record per measured row: its step-time statistics and ratios, and the raw times.
+
+    ``vs_torch`` is our median step time over PyTorch's on the same device and thread count, ``cupy_numpy``
+    (cupy rows) our numpy median over our cupy median: how many times faster the GPU runs the step.
+    ``sizes`` maps each architecture to its (K, batch)."""
+    medians = {key: statistics.median(r["times"]) for key, r in results.items()}
+    rows = []
+    for (name, kind, device, threads), r in results.items():
+        t = sorted(r["times"])
+        med = medians[(name, kind, device, threads)]
+        peer = _peer(kind, device)
+        torch_med = medians.get((name, *peer, threads)) if peer else None
+        numpy_med = medians.get((name, "ours", "numpy", threads)) if (kind, device) == ("ours", "cupy") else None
+        K, batch = sizes[name]
+        rows.append({
+            "arch": name, "impl": "gmvae_np" if kind == "ours" else "pytorch", "kind": kind, "device": device,
+            "threads": threads, "K": K, "batch": batch, "step_ms": med * 1e3,
+            "p10_ms": t[int(0.1 * (len(t) - 1))] * 1e3, "p90_ms": t[int(0.9 * (len(t) - 1))] * 1e3,
+            "peak_mb": r["peak_mb"], "gflops": r["flops"] / med / 1e9, "of_matmul": r["flops"] / med / r["matmul_peak"],
+            "vs_torch": med / torch_med if torch_med else None,
+            "cupy_numpy": numpy_med / med if numpy_med else None,
+            "times": r["times"], "flops": r["flops"], "matmul_peak": r["matmul_peak"]})
+    return rows
+
+
+def thread_summary(rows: list[dict], counts: list[int]) -> list[dict]:
+    """Per architecture and device (ours on numpy against PyTorch on cpu, cupy against cuda): the step
+    times at each thread count, ours / PyTorch at each, and each one's speed-up from the first count to
+    the last (its step time at the first over its step time at the last; above 1: the threads help).
+    A missing measurement is None, and so is every number made from it."""
+    ms = {(r["arch"], r["kind"], r["device"], r["threads"]): r["step_ms"] for r in rows}
+    out = []
+    for name in dict.fromkeys(r["arch"] for r in rows):
+        for device in ("numpy", "cupy"):
+            peer = _peer("ours", device)
+            ours = [ms.get((name, "ours", device, n)) for n in counts]
+            torch = [ms.get((name, *peer, n)) for n in counts]
+            if not any(v is not None for v in ours + torch):
+                continue
+            out.append({
+                "arch": name, "ours": device, "torch": peer[1], "threads": list(counts),
+                "ours_ms": ours, "torch_ms": torch,
+                "ours_torch": [a / b if a is not None and b is not None else None for a, b in zip(ours, torch)],
+                "ours_speedup": _speedup(ours), "torch_speedup": _speedup(torch)})
+    return out
+
+
+def _speedup(times: list) -> float | None:
+    first, last = times[0], times[-1]
+    return first / last if first is not None and last is not None else None
+
+
+def _print_table(rows: list[dict]) -> None:
+    header = ("arch", "impl", "device", "step ms", "p10-p90 ms", "peak MB", "GFLOP/s", "of matmul",
+              "vs torch", "cupy/numpy")
+    cells = [(r["arch"], r["impl"], r["device"], f"{r['step_ms']:.1f}", f"{r['p10_ms']:.1f}-{r['p90_ms']:.1f}",
+              f"{r['peak_mb']:.0f}", f"{r['gflops']:.1f}", f"{100 * r['of_matmul']:.0f}%",
+              f"{r['vs_torch']:.2f}x" if r["vs_torch"] is not None else "",
+              f"{r['cupy_numpy']:.1f}x faster" if r["cupy_numpy"] is not None else "") for r in rows]
+    _print_columns(header, cells)
+
+
+def _print_summary(summary: list[dict], counts: list[int]) -> None:
+    first, last = counts[0], counts[-1]
+    print(f"summary over {', '.join(map(str, counts))} threads per worker: step ms at each count (@n), "
+          f"ours / PyTorch at each (below 1: ours is faster), and each one's speed-up from {first} to {last} "
+          f"threads (step time at {first} / at {last})")
+    header = (("arch", "ours", "torch") + tuple(f"ours@{n}" for n in counts) + tuple(f"torch@{n}" for n in counts)
+              + tuple(f"ratio@{n}" for n in counts) + (f"ours {first}->{last}", f"torch {first}->{last}"))
+
+    def number(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    cells = [(s["arch"], s["ours"], s["torch"]) + tuple(number(v, ".1f") for v in s["ours_ms"])
+             + tuple(number(v, ".1f") for v in s["torch_ms"]) + tuple(number(v, ".2f") for v in s["ours_torch"])
+             + (number(s["ours_speedup"], ".2f") + "x", number(s["torch_speedup"], ".2f") + "x")
+             for s in summary]
+    _print_columns(header, cells)
+
+
+def _print_columns(header: tuple, cells: list) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *cells)]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    print(fmt.format(*header).rstrip())
+    for row in cells:
+        print(fmt.format(*row).rstrip())
 
 
 def _machine() -> str:
@@ -272,85 +445,73 @@ def _load() -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", choices=["mnist_fc", "mnist", "both"], default="both")
+    p.add_argument("--arch", choices=list(ARCHS) + list(GROUPS), default="all",
+                   help="one row, both (mnist_fc and mnist) or all (default: %(default)s)")
     p.add_argument("--impls", default="numpy,cupy,torch",
                    help="comma-separated: numpy, cupy, torch (= torch-cpu and torch-cuda) (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=50)
-    p.add_argument("--K", type=int, default=16, help="mixture components (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch of every row (default: each row's own: 50 for mnist_fc and mnist, 200 for recipe)")
+    p.add_argument("--K", type=int, default=None,
+                   help="mixture components of every row (default: each row's own: 16 for mnist_fc and "
+                        "mnist, 10 for recipe)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--threads", type=_thread_counts, default=[os.cpu_count()],
+                   help="threads per worker, or a comma list (e.g. 1,2) to run every worker at each count "
+                        "and print a summary (default: all cores)")
     p.add_argument("--rounds", type=int, default=2,
                    help="implementations take turns this many times, each timing repeats/rounds steps "
                         "(default: %(default)s)")
-    p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    p.add_argument("--json", metavar="PATH", help="also write the settings, every row (its raw step times "
+                                                   "too) and the summary as JSON")
     p.add_argument("--worker", nargs=3, metavar=("KIND", "DEVICE", "ARCH"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.worker:
         kind, device, name = args.worker
+        threads = args.threads[0]
         if kind == "torch":
             import torch
-            torch.set_num_threads(args.threads)
+            torch.set_num_threads(threads)
             res = worker_torch(name, device, args.batch, args.warmup, args.repeats, args.K)
         else:
+            import autograd_lite as ag
+            ag.set_threads(threads)     # the engine's own threads (Adam's blocks), as PyTorch's intra-op threads
             res = worker_ours(name, device, args.batch, args.warmup, args.repeats, args.K)
         print(json.dumps(res))
         return 0
 
-    names = ["mnist_fc", "mnist"] if args.arch == "both" else [args.arch]
+    names = list(GROUPS.get(args.arch, (args.arch,)))
+    counts = args.threads
+    sizes = {name: _sizes(args, name) for name in names}
     impls = _available_impls([s.strip() for s in args.impls.split(",") if s.strip()])
-    print(f"machine: {_machine()}; threads per worker: {args.threads}; batch {args.batch}, float32; "
-          f"median of {args.rounds * max(1, -(-args.repeats // args.rounds))} steps in {args.rounds} turns, "
-          f"each after {args.warmup} warm-up steps")
-    print(f"load average before: {_load()} (other processes compete for the cores: compare rows of one run)")
-    # The implementations take turns, ``--rounds`` times, each timing its share of the steps, so a
-    # burst of load from another process falls on all of them rather than on one row.
-    results = {}
-    for name in names:
-        for _ in range(args.rounds):
-            for kind, device in impls:
-                res = _run_worker(args, name, kind, device)
-                if res is None:
-                    continue
-                key = (name, kind, device)
-                if key not in results:
-                    results[key] = res
-                else:
-                    r = results[key]
-                    r["times"] += res["times"]
-                    r["peak_mb"] = max(r["peak_mb"], res["peak_mb"])
-                    r["matmul_peak"] = max(r["matmul_peak"], res["matmul_peak"])
-    rows = []
-    header = ("arch", "impl", "device", "step ms", "p10-p90 ms", "peak MB", "GFLOP/s", "of matmul",
-              "vs torch", "cupy/numpy")
-    for (name, kind, device), r in results.items():
-        t = sorted(r["times"])
-        med = statistics.median(t)
-        p10, p90 = t[int(0.1 * (len(t) - 1))], t[int(0.9 * (len(t) - 1))]
-        gflops = r["flops"] / med / 1e9
-        frac = r["flops"] / med / r["matmul_peak"]
-        vs_torch = speedup = ""
-        if kind == "ours":
-            peer = results.get((name, "torch", "cpu" if device == "numpy" else "cuda"))
-            if peer:
-                vs_torch = f"{med / statistics.median(peer['times']):.2f}x"
-            if device == "cupy" and (name, "ours", "numpy") in results:
-                speedup = f"{statistics.median(results[(name, 'ours', 'numpy')]['times']) / med:.1f}x faster"
-        rows.append((name, "gmvae_np" if kind == "ours" else "pytorch", device, f"{med * 1e3:.1f}",
-                     f"{p10 * 1e3:.1f}-{p90 * 1e3:.1f}", f"{r['peak_mb']:.0f}", f"{gflops:.1f}",
-                     f"{100 * frac:.0f}%", vs_torch, speedup))
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
-    fmt = "  ".join("{:<%d}" % w for w in widths)
-    print(fmt.format(*header))
-    for row in rows:
-        print(fmt.format(*row))
+    steps = args.rounds * max(1, -(-args.repeats // args.rounds))
+    rows_said = ", ".join(f"{name} (batch {sizes[name][1]}, K {sizes[name][0]})" for name in names)
+    print(f"machine: {_machine()}; threads per worker: {', '.join(map(str, counts))}; {rows_said}; float32; "
+          f"median of {steps} steps in {args.rounds} turns, each after {args.warmup} warm-up steps")
+    load_before = _load()
+    print(f"load average before: {load_before} (other processes compete for the cores: compare rows of one run)")
+    rows = table_rows(measure(args, names, impls, counts), sizes)
+    for n in counts:
+        if len(counts) > 1:
+            print(f"\nthreads per worker: {n}")
+        _print_table([r for r in rows if r["threads"] == n])
     print("vs torch: our step time / PyTorch's on the same device (lower is better); "
           "of matmul: achieved FLOP/s / a 2048x2048 float32 matmul's")
-    print(f"load average after: {_load()}")
+    summary = thread_summary(rows, counts)
+    if len(counts) > 1:
+        print()
+        _print_summary(summary, counts)
+    load_after = _load()
+    print(f"load average after: {load_after}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({f"{k[0]}|{k[1]}|{k[2]}": v for k, v in results.items()}, f, indent=1)
+            json.dump({"machine": _machine(), "load_before": load_before, "load_after": load_after,
+                       "threads": counts, "impls": [f"{kind}/{device}" for kind, device in impls],
+                       "archs": {name: dict(ARCHS[name]._asdict(), K=sizes[name][0], batch=sizes[name][1])
+                                 for name in names},
+                       "warmup": args.warmup, "repeats": args.repeats, "rounds": args.rounds,
+                       "rows": rows, "summary": summary}, f, indent=1)
     return 0
 
 

@@ -1,9 +1,10 @@
 """The same GMVAE written in PyTorch: the peer that bench_step.py times ours against.
 
 It mirrors gmvae_np's architecture, sizes, dtype and objective (the ``cv`` variant: recognition q(x|y),
-q(w|y), q(z|y); prior network p(x|w,z); Bernoulli decoder p(y|x); the ELBO terms of gmvae_np.elbo), so
-that a step here does the same arithmetic as a step of ours. PyTorch is a benchmark-only optional
-dependency: nothing in the package or the tests imports this file.
+q(w|y), q(z|y); prior network p(x|w,z); Bernoulli decoder p(y|x); the ELBO terms of gmvae_np.elbo, and the
+batch balance term when ``balance`` is not 0, as the MNIST recipe weighs it), so that a step here does the
+same arithmetic as a step of ours. PyTorch is a benchmark-only optional dependency: nothing in the package
+imports this file, and tests/test_bench_step.py checks it against our model only where PyTorch is installed.
 """
 from __future__ import annotations
 
@@ -38,10 +39,10 @@ def conv_decoder(dx: int) -> nn.Module:
 
 class TorchGMVAE(nn.Module):
     def __init__(self, arch="fc", input_dim=784, K=16, Dx=200, Dw=150, hidden=1000, mc=1,
-                 alpha=0.4, eta=1.0):
+                 alpha=0.4, eta=1.0, balance=0.0):
         super().__init__()
         self.arch, self.K, self.Dx, self.Dw, self.mc = arch, K, Dx, Dw, mc
-        self.alpha, self.eta = alpha, eta
+        self.alpha, self.eta, self.balance = alpha, eta, balance
         if arch == "fc":
             self.body = fc_body(input_dim, hidden)
             feat = hidden
@@ -85,4 +86,14 @@ class TorchGMVAE(nn.Module):
         logp = -0.5 * (lv + (x[:, :, None, :] - mu) ** 2 / lv.exp() + math.log(2 * math.pi)).sum(-1)
         log_post = F.log_softmax(logp, dim=-1)
         cv = -(log_post.exp() * log_post).sum(-1).mean(0)
-        return (recon + cond + w_prior + self.eta * z_prior + self.alpha * cv).mean()
+        total = (recon + cond + w_prior + self.eta * z_prior + self.alpha * cv).mean()
+        if self.balance:    # left out at 0, as gmvae_np.elbo.objective leaves it out
+            total = total + self.balance * batch_balance(log_qz)
+        return total
+
+
+def batch_balance(log_qz: torch.Tensor) -> torch.Tensor:
+    """KL(p_bar || uniform), p_bar the batch's mean of q(z|y): gmvae_np.elbo.batch_balance for log q(z|y) (B, K)."""
+    K = log_qz.shape[-1]
+    log_p_bar = torch.logsumexp(log_qz, dim=0) - math.log(log_qz.shape[0])
+    return (log_p_bar.exp() * (log_p_bar + math.log(K))).sum()

@@ -62,7 +62,7 @@ try:
 except ImportError:  # Windows: no flock; runs go unlocked
     fcntl = None
 
-__all__ = ["RunDirError", "RunDir", "read_metrics", "read_settings"]
+__all__ = ["RunDirError", "RunDir", "read_metrics", "read_timing", "read_settings"]
 
 CONFIG, METRICS, TIMING, SNAPSHOT, LOCK = "config.json", "metrics.jsonl", "timing.jsonl", "snapshot.npz", ".lock"
 RESTARTS, SEEDS, SUMMARY = "restarts.json", "seeds.json", "summary.json"
@@ -399,6 +399,14 @@ def read_metrics(path) -> list[dict]:
                 continue
             by_epoch[record["epoch"]] = record
     return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def read_timing(run_dir) -> list[dict]:
+    """timing.jsonl of ``run_dir``, one record per epoch sorted by epoch ([] before the first epoch ends).
+
+    Read as :func:`read_metrics` reads metrics.jsonl: a half-written last line is skipped, and of an epoch
+    written twice (a resumed run) the later line wins."""
+    return read_metrics(pathlib.Path(run_dir) / TIMING)
 
 
 def read_settings(run_dir) -> Settings:

@@ -188,6 +188,18 @@ def test_readers_need_no_lock(tmp_path):
         assert {p.name for p in plots.draw_run(tmp_path)} >= {"learning_curves.png", "latent.png"}
 
 
+def test_timing_is_read_one_record_per_epoch(tmp_path):
+    from gmvae_np.rundir import read_timing
+
+    assert read_timing(tmp_path) == []                            # no run yet
+    assert run("spiral", ARGS + ["--epochs", "2", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "timing.jsonl", "a") as f:
+        f.write('{"epoch": 3, "epoch_sec')                        # a line still being written
+    records = read_timing(tmp_path)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all({"seconds", "epoch_seconds", "eval_seconds", "steps_per_second"} <= set(r) for r in records)
+
+
 # -- I/O faults ---------------------------------------------------------------------------------------
 
 def _sh(*cmd) -> None:
