@@ -137,7 +137,9 @@ def _matmul_peak(run, sync, n=2048, repeats=5) -> float:
     return 2 * n ** 3 / min(times)
 
 
-def worker_ours(name: str, backend_name: str, batch: int, warmup: int, repeats: int, K: int) -> dict:
+def build_ours(name: str, backend_name: str, batch: int, K: int) -> tuple:
+    """(model, Adam, a batch of inputs) for row ``name``: what one of our training steps works on
+    (profile_step.py profiles the same)."""
     import autograd_lite as ag
     from gmvae_np.model import GMVAE, GMVAEConfig
     from gmvae_np.optim import Adam
@@ -151,6 +153,14 @@ def worker_ours(name: str, backend_name: str, batch: int, warmup: int, repeats: 
     model = GMVAE(cfg, backend=backend_name, seed=0)
     opt = Adam(model.parameters(), lr=1e-4)
     y = ag.tensor(model.rng.uniform((batch,) + shape, dtype="float32"), backend=b)
+    return model, opt, y
+
+
+def worker_ours(name: str, backend_name: str, batch: int, warmup: int, repeats: int, K: int) -> dict:
+    import autograd_lite as ag
+
+    b = ag.get_backend(backend_name)
+    model, opt, y = build_ours(name, backend_name, batch, K)
 
     def step():
         opt.zero_grad()

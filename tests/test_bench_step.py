@@ -135,6 +135,38 @@ def test_smoke_run_measures_every_thread_count_in_one_run(bench, tmp_path, capsy
     assert summary["ours_speedup"] == pytest.approx(summary["ours_ms"][0] / summary["ours_ms"][1])
 
 
+def test_the_profile_charges_every_op_at_each_thread_count(tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))     # profile_step imports bench_step by name, as when run
+    try:
+        profile = _load("profile_step")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out = tmp_path / "profile.json"
+    assert profile.main(["--arch", "recipe", "--threads", "1,2", "--batch", "8", "--steps", "2", "--warmup", "0",
+                         "--top", "4", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert lines[0] == "recipe: milliseconds per step, by op"
+    assert "1 thr ms" in lines[1] and "2 thr ms" in lines[1] and "speed-up" in lines[1]
+    assert any("(whole)" in line for line in lines) and any("more ops)" in line for line in lines)
+    saved = json.loads(out.read_text())["recipe"]
+    assert set(saved) == {"1", "2"}
+    for res in saved.values():
+        assert res["steps"] == 2
+        assert set(res["sections"]) == {"zero_grad", "forward", "backward", "adam"}
+        ops = {(r["phase"], r["op"]) for r in res["rows"]}
+        assert {("forward", "matmul"), ("backward", "matmul"), ("adam", "(all)")} <= ops
+        # the ops and the rest of each section add up to the section
+        for section, seconds in res["sections"].items():
+            parts = sum(r["seconds"] for r in res["rows"] if r["phase"] == section)
+            assert parts == pytest.approx(seconds, rel=1e-6)
+    with pytest.raises(SystemExit) as e:
+        profile.main(["--arch", "lenet"])
+    assert e.value.code == 2 and "unknown architecture(s) lenet" in capsys.readouterr().err
+
+
 # -- the PyTorch peer ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
