@@ -24,10 +24,14 @@ from gmvae_np.presets import preset
 from gmvae_np.rundir import RunDir, RunDirError
 
 _GRAPH = "--restarts 1 --epochs 20 --neighbours 10 --neighbour-weight 50 --balance 100 --no-plots"
+_SPACES = {   # series name prefix -> (the graph's space flags, its caption)
+    "neighbours": ("", "recipe + neighbour graph"),
+    "deskew": (" --neighbour-space deskew", "recipe + deskewed neighbour graph"),
+}
 NEIGHBOUR_SERIES = {   # name -> (command, caption): the confirmation over seeds (docs/results.md, section 8)
-    f"neighbours-K{K}-seeds{seeds}": (f"./run.sh mnist-recipe --K {K} --seeds {seeds} {_GRAPH}",
-                                      f"recipe + neighbour graph, K={K}" + (", fresh seeds" if seeds == "6-10" else ""))
-    for K in (10, 16) for seeds in ("1-5", "6-10")
+    f"{prefix}-K{K}-seeds{seeds}": (f"./run.sh mnist-recipe --K {K} --seeds {seeds} {_GRAPH}{flags}",
+                                    f"{caption}, K={K}" + (", fresh seeds" if seeds == "6-10" else ""))
+    for prefix, (flags, caption) in _SPACES.items() for K in (10, 16) for seeds in ("1-5", "6-10")
 }
 WITHOUT = {   # the recipe without the term, from the seeds' own starts, as long (the curves' other halves)
     f"recipe-K{K}-s1-e20": (f"./run.sh mnist-recipe --K {K} --seed 1 --restarts 1 --epochs 20 --no-plots",
@@ -37,9 +41,12 @@ WITHOUT = {   # the recipe without the term, from the seeds' own starts, as long
 CURVES = {   # name -> ({caption: run directory under RUNS}, file name): accuracy by epoch with and without the term
     "curves": ({f"K={K}, {what}": path for K in (10, 16)
                 for what, path in (("the recipe", f"recipe-K{K}-s1-e20"),
-                                   ("with the neighbour graph", f"neighbours-K{K}-seeds1-5/seed1"))},
+                                   ("with the neighbour graph", f"neighbours-K{K}-seeds1-5/seed1"),
+                                   ("with the deskewed graph", f"deskew-K{K}-seeds1-5/seed1"))},
                "mnist_neighbours_curves.png"),
 }
+SAMPLES = "deskew-K10-seeds1-5"
+"""The series whose first seed's K = 10 model draws mnist_neighbours_samples.png."""
 
 
 def _read(run_dir: Path):
@@ -187,9 +194,9 @@ def report(runs: Path, out: Path, captions: dict, tables: bool, wrote) -> list:
         drawn = curves(runs, pair, out / path)
         if drawn is not None:
             wrote(drawn)
-    first = next((name for name in NEIGHBOUR_SERIES if name not in missing), None)
-    if first is not None:
-        wrote(plots.draw_image_samples(plots.read_run(runs / first / f"seed{read_plain_series(runs / first)[0]['seed']}"),
+    if SAMPLES not in missing:
+        seed = read_plain_series(runs / SAMPLES)[0]["seed"]
+        wrote(plots.draw_image_samples(plots.read_run(runs / SAMPLES / f"seed{seed}"),
                                        out / "mnist_neighbours_samples.png"))
     if tables:
         screens = screen_table(runs)
@@ -198,14 +205,16 @@ def report(runs: Path, out: Path, captions: dict, tables: bool, wrote) -> list:
         series = series_table(runs, {n: captions[n] for n in NEIGHBOUR_SERIES})
         if series:
             print(f"\nthe neighbour term over seeds:\n{series}\n")
-        structure = graph_structure(runs / STRUCTURE_SERIES)
-        if structure:
-            print(f"\nwhat the graph says, and what the clusters cut:\n{structure}\n")
+        for name in STRUCTURE_SERIES:
+            structure = graph_structure(runs / name)
+            if structure:
+                print(f"\nwhat the graph of {name} says, and what the clusters cut:\n{structure}\n")
     return missing
 
 
-STRUCTURE_SERIES = "neighbours-K10-seeds1-5"
-"""The series whose graph and seeds ``graph_structure`` reads (K = 10, MNIST)."""
+STRUCTURE_SERIES = ("neighbours-K10-seeds1-5", "deskew-K10-seeds1-5")
+"""The series whose graph and seeds ``graph_structure`` reads (K = 10, MNIST): PCA-50 of the pixels, and of
+the deskewed images."""
 
 
 def graph_structure(root: Path) -> str | None:
