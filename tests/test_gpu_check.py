@@ -297,3 +297,27 @@ def test_the_plan_runs_the_chosen_steps_in_order_with_valid_options(check, tmp_p
     assert bench.command[bench.command.index("--impls") + 1] == "numpy,cupy,torch"
     assert bench.command[bench.command.index("--arch") + 1] == "all" and "all" in bench_args.GROUPS
     assert build_parser("spiral").parse_args(spiral.command[2:]).epochs == 20
+
+
+def test_the_budget_cuts_each_limit_to_what_is_left_and_skips_past_it(check, monkeypatch, tmp_path, capsys):
+    step = check.Step("bench", [PY, "-c", "pass"], 600.0, read=lambda: check.Findings({}, []), env={"A": "1"})
+    assert check.within_budget(step, 900.0) is step                       # enough left: unchanged
+    cut = check.within_budget(step, 120.0)
+    assert (cut.limit, cut.read, cut.env, cut.command) == (120.0, step.read, {"A": "1"}, step.command)
+    late = check.within_budget(step, check.MIN_STEP - 1)
+    record = check.run_step(late, tmp_path, out=sys.stdout)
+    assert record["status"] == "skipped" and "the check's --budget was spent" in record["detail"]
+
+    monkeypatch.setattr(check, "missing_gpu", lambda: None)
+    monkeypatch.setattr(check, "_about", lambda files: {"gmvae_np": "0", "gpu": "a made-up GPU", "cupy": "0",
+                                                        "torch": None, "files": str(files)})
+    steps = [check.Step("slow", [PY, "-c", "import time; time.sleep(60)"], 600.0),
+             check.Step("after", [PY, "-c", "pass"], 600.0)]
+    monkeypatch.setattr(check, "plan", lambda args, files: list(steps))
+    monkeypatch.setattr(check, "MIN_STEP", 1.0)
+    out = tmp_path / "check.json"
+    # a budget of 2 s: the slow step is stopped at its cut limit, the next one has nothing left
+    assert check.main(["--out", str(out), "--budget", "2"]) == 1
+    saved = {s["name"]: s for s in json.loads(out.read_text())["steps"]}
+    assert saved["slow"]["status"] == "failed" and saved["slow"]["limit_s"] <= 2
+    assert saved["after"]["status"] == "skipped" and "--budget was spent" in saved["after"]["detail"]
