@@ -138,7 +138,8 @@ SPIRAL_RESTARTS = {   # the spiral preset with restarts, seeds 1-10 (docs/studie
 SPIRAL_SELECTION = ("spiral-restarts", "spiral2-restarts")     # the -entropy series shares their screening
 RUNS = {"spiral": ("./run.sh spiral --seed 1 --log-every 0 --no-plots", "the spiral preset"),
         **CV_ABLATION, **MI_ABLATION, **MNIST, **FAITHFUL, **DIAGNOSIS, **RECIPE, **SCREENS, **LONG,
-        **SPIRAL_RESTARTS, **neighbour_study.NEIGHBOUR_SERIES, **neighbour_study.WITHOUT}
+        **SPIRAL_RESTARTS, **neighbour_study.NEIGHBOUR_SERIES, **neighbour_study.WITHOUT,
+        **neighbour_study.SPIRAL}
 
 MAX_BYTES = 300_000
 

@@ -38,6 +38,11 @@ WITHOUT = {   # the recipe without the term, from the seeds' own starts, as long
                             f"the recipe, K={K}, seed 1, no graph")
     for K in (10, 16)
 }
+SPIRAL = {   # the 2 rad spiral with the graph over ten seeds (the preset's settings otherwise)
+    "spiral2rad-graph-seeds1-10": ("./run.sh spiral --curl 2 --seeds 1-10 --neighbours 10 --neighbour-weight 20 "
+                                   "--balance 10 --log-every 0 --eval-every 50 --no-plots",
+                                   "the 2 rad spiral + neighbour graph"),
+}
 CURVES = {   # name -> ({caption: run directory under RUNS}, file name): accuracy by epoch with and without the term
     "curves": ({f"K={K}, {what}": path for K in (10, 16)
                 for what, path in (("the recipe", f"recipe-K{K}-s1-e20"),
@@ -150,6 +155,24 @@ def series_table(root: Path, names: dict) -> str | None:
     return "\n".join(lines) if found else None
 
 
+def purity_table(root: Path, caption: str) -> str | None:
+    """The spiral's scores: purity, Hungarian accuracy, NMI and clusters used per finished seed, then mean
+    ± std (purity is the spiral's bar: docs/results.md, section 3)."""
+    rows = read_plain_series(root)
+    if not rows:
+        return None
+    lines = ["| run | seed | purity | Hungarian acc. | NMI | clusters used |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ev = r["final"]
+        lines.append(f"| {caption} | {r['seed']} | {ev['purity']:.3f} | {ev['acc_hungarian']:.3f} | {ev['nmi']:.3f} | "
+                     f"{ev['clusters_used']} |")
+    col = {k: np.asarray([r["final"][k] for r in rows], dtype=float)
+           for k in ("purity", "acc_hungarian", "nmi", "clusters_used")}
+    lines.append(f"| **{caption}: mean ± std over {len(rows)} seeds** | | **{_ms(col['purity'], 3)}** | "
+                 f"{_ms(col['acc_hungarian'], 3)} | {_ms(col['nmi'], 3)} | {_ms(col['clusters_used'], 1)} |")
+    return "\n".join(lines)
+
+
 def _ms(v, digits: int = 2) -> str:
     v = np.asarray(v, dtype=float)
     return f"{v.mean():.{digits}f} ± {(v.std(ddof=1) if v.size > 1 else 0.0):.{digits}f}"
@@ -188,7 +211,7 @@ def curves(root: Path, pairs: dict, path: Path) -> Path | None:
 def report(runs: Path, out: Path, captions: dict, tables: bool, wrote) -> list:
     """What make_figures does for this study: the figures whose runs exist (``wrote(path)`` for each), the
     tables when ``tables``; returns the names of NEIGHBOUR_SERIES that are missing."""
-    missing = [name for name in NEIGHBOUR_SERIES if not read_plain_series(runs / name)]
+    missing = [name for name in {**NEIGHBOUR_SERIES, **SPIRAL} if not read_plain_series(runs / name)]
     missing += [name for name in WITHOUT if not (runs / name / "metrics.jsonl").is_file()]
     for name, (pair, path) in CURVES.items():
         drawn = curves(runs, pair, out / path)
@@ -205,6 +228,10 @@ def report(runs: Path, out: Path, captions: dict, tables: bool, wrote) -> list:
         series = series_table(runs, {n: captions[n] for n in NEIGHBOUR_SERIES})
         if series:
             print(f"\nthe neighbour term over seeds:\n{series}\n")
+        for name, (_, caption) in SPIRAL.items():
+            table = purity_table(runs / name, caption)
+            if table:
+                print(f"\n{caption} over seeds:\n{table}\n")
         for name in STRUCTURE_SERIES:
             structure = graph_structure(runs / name)
             if structure:
