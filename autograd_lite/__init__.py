@@ -12,7 +12,8 @@ Files, in reading order: backend.py (where arrays live), random.py (seeded gener
 from one patch gather), norm.py (batch normalisation as one primitive), functional.py (composites
 built from primitives), gradcheck.py (finite-difference checks), viz.py (draw_graph: the recorded
 graph and its gradients, drawn with matplotlib), profiler.py (profile: the time of each op, forward
-and backward), threads.py (the engine's own threads, for the work BLAS does not spread). Each file imports only files before it.
+and backward), threads.py (the engine's own threads, for the work BLAS does not spread). Each file
+imports only files before it.
 """
 from .backend import (BACKEND_NAMES, Backend, BackendError, BackendMismatchError, get_backend,
                       dtype_name, gpu_available)

@@ -15,9 +15,9 @@
 How the time is attributed, without touching any op:
 
 * **Forward.** Every primitive ends by making its result Tensor (``ops.make_node``), and the Tensor tells
-  the active profiler its op's name (``tensor._swap_profiler`` installs it). The time since the previous tensor was made
-  is charged to this op: its own array work, and the Python between the two ops that led to it. A
-  section's first op is timed from the section's start.
+  the active profiler its op's name (``tensor._swap_profiler`` installs the profiler). The time since the
+  previous tensor was made is charged to this op: its own array work, and the Python between the two ops
+  that led to it. A section's first op is timed from the section's start.
 * **Backward.** ``Tensor.backward`` tells the profiler when it calls a node's ``backward_fn`` and when
   that node's gradients have been added to its parents': the op's vector-Jacobian products, broadcasting
   undone, fan-out sums.

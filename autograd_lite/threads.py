@@ -4,7 +4,9 @@ A training step's matrix products run on as many cores as the BLAS library is gi
 runs on one core unless we spread it: the convolutions' patch gathers and their slice-adds, batch
 normalisation's passes, Adam's dozen passes over every parameter. NumPy releases the interpreter lock
 inside each of these calls, so plain Python threads, each handed its own rows, run them on several cores
-at once.
+at once. Adam's update is the user so far (gmvae_np/optim.py): its blocks are independent, and large
+enough that a thread's share outweighs handing it over. docs/results.md, section 7, measures it, and
+why OpenBLAS's idle threads can keep the second core from it.
 
     import autograd_lite as ag
     ag.set_threads(2)                       # or: with ag.threads(2): ...

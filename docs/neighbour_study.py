@@ -21,7 +21,7 @@ import numpy as np
 
 from gmvae_np import plots
 from gmvae_np.presets import preset
-from gmvae_np.rundir import RunDir, RunDirError
+from gmvae_np.rundir import RunDir, RunDirError, read_timing
 
 _GRAPH = "--restarts 1 --epochs 20 --neighbours 10 --neighbour-weight 50 --balance 100 --no-plots"
 _SPACES = {   # series name prefix -> (the graph's space flags, its caption)
@@ -88,7 +88,7 @@ def screen_table(root: Path, at=(5, 10)) -> str | None:
         s = config["settings"]
         acc = {r["epoch"]: 100 * r["eval"]["acc_paper"] for r in metrics if "eval" in r}
         last = metrics[-1]
-        timing = [json.loads(line) for line in (run_dir / "timing.jsonl").read_text().splitlines() if line.strip()]
+        timing = read_timing(run_dir)
         per_epoch = np.median([t["epoch_seconds"] for t in timing]) if timing else float("nan")
         rows.append((s["K"], _changes(s), s["seed"], run_dir.name,
                      " | ".join(f"{acc[e]:.1f}" if e in acc else "" for e in at),
@@ -121,8 +121,7 @@ def read_plain_series(root: Path) -> list[dict] | None:
         config, metrics = read
         if not metrics or metrics[-1]["epoch"] != config["settings"]["epochs"] or "eval" not in metrics[-1]:
             continue
-        timing = [json.loads(line) for line in (root / f"seed{seed}" / "timing.jsonl").read_text().splitlines()
-                  if line.strip()]
+        timing = read_timing(root / f"seed{seed}")
         graph = config.get("neighbour_graph") or {}
         rows.append({"seed": seed, "final": {"epoch": metrics[-1]["epoch"], **metrics[-1]["eval"]},
                      "seconds": timing[-1]["seconds"] if timing else float("nan"),
