@@ -60,7 +60,14 @@ case "$cmd" in
         exec "$PY" benchmarks/bench_step.py "$@"
         ;;
     gpu-check)
-        setup_env
+        # A lent GPU machine often has the project installed into its own Python and no network: use a
+        # Python that imports the project already, and set up .venv only when there is none.
+        if [ -z "${VIRTUAL_ENV:-}" ] && [ ! -x .venv/bin/python ] \
+                && python3 -c 'import autograd_lite, gmvae_np' >/dev/null 2>&1; then
+            PY=python3
+        else
+            setup_env
+        fi
         exec "$PY" benchmarks/gpu_check.py "$@"
         ;;
     plot)
