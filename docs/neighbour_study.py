@@ -33,6 +33,9 @@ NEIGHBOUR_SERIES = {   # name -> (command, caption): the confirmation over seeds
                                     f"{caption}, K={K}" + (", fresh seeds" if seeds == "6-10" else ""))
     for prefix, (flags, caption) in _SPACES.items() for K in (10, 16) for seeds in ("1-5", "6-10")
 }
+NEIGHBOUR_SERIES["deskew-b20-K16-seeds1-5"] = (   # K = 16 with a lighter balance term (screened on seeds 1, 2)
+    f"./run.sh mnist-recipe --K 16 --seeds 1-5 --jobs 2 {_GRAPH.replace('--balance 100', '--balance 20')}"
+    f"{_SPACES['deskew'][0]}", "recipe + deskewed neighbour graph, balance 20, K=16")
 WITHOUT = {   # the recipe without the term, from the seeds' own starts, as long (the curves' other halves)
     f"recipe-K{K}-s1-e20": (f"./run.sh mnist-recipe --K {K} --seed 1 --restarts 1 --epochs 20 --no-plots",
                             f"the recipe, K={K}, seed 1, no graph")
@@ -256,7 +259,7 @@ def graph_structure(root: Path) -> str | None:
     lines = []
     for K in (10, 16):
         acc, parts = graph_partition(graphs[0], data.y_train, K)
-        mixed = "; ".join(", ".join(f"{d}: {n:,}" for d, n in p.items()) for p in parts if len(p) > 1)
+        mixed = "; ".join(", ".join(f"{d}: {n:,}" for d, n in p.items()) for p in parts if len(p) > 1) or "none"
         lines.append(f"- the graph alone, K = {K}: Hungarian accuracy {100 * acc:.1f} %; mixed clusters: {mixed}")
     for r in rows:
         model, labels = cut_shares(root / f"seed{r['seed']}", graphs[0], data.x_train, data.y_train)
