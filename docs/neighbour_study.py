@@ -33,9 +33,13 @@ NEIGHBOUR_SERIES = {   # name -> (command, caption): the confirmation over seeds
                                     f"{caption}, K={K}" + (", fresh seeds" if seeds == "6-10" else ""))
     for prefix, (flags, caption) in _SPACES.items() for K in (10, 16) for seeds in ("1-5", "6-10")
 }
-NEIGHBOUR_SERIES["deskew-b20-K16-seeds1-5"] = (   # K = 16 with a lighter balance term (screened on seeds 1, 2)
-    f"./run.sh mnist-recipe --K 16 --seeds 1-5 --jobs 2 {_GRAPH.replace('--balance 100', '--balance 20')}"
-    f"{_SPACES['deskew'][0]}", "recipe + deskewed neighbour graph, balance 20, K=16")
+NEIGHBOUR_SERIES.update({   # K = 16 with a lighter balance term (screened on seeds 1 and 2)
+    f"deskew-b20-K16-seeds{seeds}": (
+        f"./run.sh mnist-recipe --K 16 --seeds {seeds} --jobs 2 {_GRAPH.replace('--balance 100', '--balance 20')}"
+        f"{_SPACES['deskew'][0]}",
+        "recipe + deskewed neighbour graph, balance 20, K=16" + (", fresh seeds" if seeds == "6-10" else ""))
+    for seeds in ("1-5", "6-10")
+})
 WITHOUT = {   # the recipe without the term, from the seeds' own starts, as long (the curves' other halves)
     f"recipe-K{K}-s1-e20": (f"./run.sh mnist-recipe --K {K} --seed 1 --restarts 1 --epochs 20 --no-plots",
                             f"the recipe, K={K}, seed 1, no graph")

@@ -6,7 +6,8 @@ cluster, weight 50; gmvae_np/neighbours.py, docs/gmvae.md section 11), the balan
 and no restarts.
 
     ./run.sh mnist-graph [options]           (or: python experiments/mnist_graph.py [options])
-    ./run.sh mnist-graph --K 16              over-clustering, as in the paper's K = 16 rows
+    ./run.sh mnist-graph --K 16 --balance 20 over-clustering, as in the paper's K = 16 rows (with the
+                                             lighter balance term that K = 16 needs)
     ./run.sh mnist-graph --help              every setting with its default (gmvae_np/presets.py documents them)
 """
 from gmvae_np.cli import main

@@ -41,7 +41,8 @@ Fashion-MNIST: pixel intensities in [0, 1], like MNIST's, not a feature set (Gau
 (g) mnist_graph: not in the original. The recipe with the neighbour graph (docs/results.md, section 8):
     each image and one of its 10 nearest neighbours (PCA-50 of the deskewed images) asked for one cluster,
     weight 50, the balance term at 100 to keep the clusters apart, 20 epochs and no restarts. Its
-    accuracy over seeds, against the recipe's on the same seeds, is in that section.
+    accuracy over seeds, against the recipe's on the same seeds, is in that section. With --K 16, give
+    --balance 20: a weight of 100 asks 16 clusters to be used equally where there are 10 digits.
 custom: a new experiment for the user's own matrix (not in the original); smaller defaults suit small
     tables, and columns are z-scored (see gmvae_np.data.load_matrix).
 Restarts (``--restarts N``, gmvae_np.restarts): each preset screens for long enough that its criterion
