@@ -295,21 +295,27 @@ def _sizes(args, name: str) -> tuple[int, int]:
     return (row.K if args.K is None else args.K), (row.batch if args.batch is None else args.batch)
 
 
-def _run_worker(args, name, kind, device, threads: int):
+def run_worker(cmd: list, threads: int, label: str) -> dict | None:
+    """Run a worker subprocess with ``threads`` BLAS threads and return the JSON of its last output line;
+    None when it failed (its last error line is printed, labelled). profile_step.py runs its workers so too."""
     env = dict(os.environ)
     n = str(threads)
     env.update(OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
+        print(f"  {label}: failed: {tail}", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _run_worker(args, name, kind, device, threads: int):
     per_round = max(1, -(-args.repeats // args.rounds))
     K, batch = _sizes(args, name)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, device, name,
            "--batch", str(batch), "--K", str(K), "--warmup", str(args.warmup), "--repeats", str(per_round),
-           "--threads", n]
-    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0:
-        tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
-        print(f"  {name} {kind}/{device} at {threads} threads: failed: {tail}", file=sys.stderr)
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+           "--threads", str(threads)]
+    return run_worker(cmd, threads, f"{name} {kind}/{device} at {threads} threads")
 
 
 def measure(args, names, impls, counts) -> dict:

@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from bench_step import ARCHS, _sizes, _thread_counts, build_ours  # noqa: E402  (the benchmark's own rows)
+from bench_step import ARCHS, _sizes, _thread_counts, build_ours, run_worker  # noqa: E402  (the benchmark's own rows)
 
 
 def worker(name: str, batch: int, warmup: int, steps: int, K: int, threads: int) -> dict:
@@ -55,18 +54,10 @@ def worker(name: str, batch: int, warmup: int, steps: int, K: int, threads: int)
 
 
 def _run(args, name: str, threads: int) -> dict | None:
-    env = dict(os.environ)
-    n = str(threads)
-    env.update(OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
     K, batch = _sizes(args, name)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--batch", str(batch), "--K", str(K),
-           "--warmup", str(args.warmup), "--steps", str(args.steps), "--threads", n]
-    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0:
-        tail = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
-        print(f"  {name} at {threads} thread(s): failed: {tail}", file=sys.stderr)
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+           "--warmup", str(args.warmup), "--steps", str(args.steps), "--threads", str(threads)]
+    return run_worker(cmd, threads, f"{name} at {threads} thread(s)")
 
 
 def table(name: str, by_threads: dict, top: int) -> str:
