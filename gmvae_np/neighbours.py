@@ -177,8 +177,8 @@ def deskew(images, backend="numpy", block_rows: int = 4096):
         v_r = xp.sum(img * (r - r0) ** 2, axis=(1, 2), keepdims=True) / safe
         v_rc = xp.sum(img * (r - r0) * (c - c0), axis=(1, 2), keepdims=True) / safe
         slope = v_rc / xp.where(v_r > 0, v_r, xp.ones_like(v_r))  # v_r = 0 forces v_rc = 0: no shear
-        rows = xp.broadcast_to(r + (r0 - r_mid), (m, h, w))        # where each output pixel reads
-        cols = c + slope * (r - r_mid) + (c0 - c_mid)
+        rows = r + (r0 - r_mid)                                    # where each output pixel reads: (m, h, 1)
+        cols = c + slope * (r - r_mid) + (c0 - c_mid)              # and (m, h, w)
         top, left = xp.floor(rows), xp.floor(cols)
         flat = xp.reshape(img, (m * h * w,))
         base = xp.reshape(xp.arange(m, dtype=xp.int64, device=b.device) * (h * w), (m, 1, 1))
