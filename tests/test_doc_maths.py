@@ -11,6 +11,13 @@ Jupyter renders ``$$``/``$`` itself and shows the GitHub forms as code, so docs/
 them back into dollars in the notebooks' Markdown cells; there the maths must also survive a Markdown
 pass unchanged (no backslash before punctuation, no underscore or asterisk that could open emphasis),
 so that GitHub's notebook view shows it as Jupyter does.
+
+Two more things GitHub does not render as written. In a table, GitHub's Markdown (GFM) splits a row into
+cells at every ``|`` that has no backslash before it, before it reads code spans or maths, so
+``q(x|y)`` inside a code span, or $`p(y \mid x)`$ written with a bare ``|``, cuts the cell in two:
+inside a table row every ``|`` that is not a cell border must be written ``\|`` (GitHub shows ``|``).
+And ``\texttt{...}`` inside a ```` ```math ```` fence shows the backslashes of ``\_`` on GitHub; code
+names belong in the prose around the maths.
 """
 from __future__ import annotations
 
@@ -104,3 +111,82 @@ def test_the_checks_catch_what_github_would_change():
     assert markdown_would_change(r"\mathbb{E}_{q} x^* \sigma_k y_{b}") == ["_", "*"]
     assert markdown_would_change(r"\mathrm{KL}(q \Vert p) \lbrace x \rbrace \mathbb E_q") == []
     assert notebook_maths("a $x_k$ and\n$$\n\\frac12\n$$\n`$no$`") == ["\n\\frac12\n", "x_k"]
+
+
+_TABLE_ROW = re.compile(r"^ {0,3}\|")
+_DELIMITER_ROW = re.compile(r"^ {0,3}\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def _cells(row: str) -> int:
+    """How many cells GFM makes of a table row: split at every | without a backslash before it."""
+    inner = row.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    return len(_UNESCAPED_PIPE.split(inner))
+
+
+def table_problems(text: str) -> list:
+    """Every table row of a Markdown page that GFM would cut wrongly: a bare | inside a code span or
+    inline maths, or a row with more or fewer cells than its table's delimiter row."""
+    problems, lines = [], _outside_fences(text)
+    width = None
+    for number, line in enumerate(lines, start=1):
+        if not _TABLE_ROW.match(line) and not (width is not None and line.strip()):
+            width = None
+            continue
+        if width is None:
+            following = lines[number] if number < len(lines) else ""
+            if not _DELIMITER_ROW.match(following):
+                continue
+            width = _cells(following)
+        if _DELIMITER_ROW.match(line):
+            continue
+        for m in re.finditer(r"(`+)(.+?)\1", line):
+            if _UNESCAPED_PIPE.search(m.group(2)):
+                problems.append(f"line {number}: {m.group(0)!r}: a bare | inside a code span or maths splits "
+                                f"the table cell on GitHub; write \\|")
+        if _cells(line) != width:
+            problems.append(f"line {number}: {_cells(line)} cells, the table has {width}: a bare | in the "
+                            f"text splits a cell; write \\|")
+    return problems
+
+
+@pytest.mark.parametrize("page", doc_pages())
+def test_table_cells_are_not_split_by_a_bare_pipe(page):
+    problems = table_problems((ROOT / page).read_text(encoding="utf-8"))
+    assert not problems, f"{page}:\n" + "\n".join(problems)
+
+
+def math_fence_problems(text: str) -> list:
+    """Every ```math fence of a page that names code with \\texttt (GitHub shows its escapes)."""
+    from test_docs import parse_fences
+
+    return [f"line {line}: \\texttt in a math fence: name the code in the prose around it"
+            for lang, _, line, code in parse_fences(text) if lang == "math" and "\\texttt" in code]
+
+
+@pytest.mark.parametrize("page", doc_pages())
+def test_no_code_names_inside_maths(page):
+    text = (ROOT / page).read_text(encoding="utf-8")
+    problems = math_fence_problems(text)
+    problems += [f"line {n}: \\texttt in inline maths: name the code in the prose" for n, line
+                 in enumerate(text.splitlines(), start=1) if re.search(r"\$`[^`]*\\texttt", line)]
+    assert not problems, f"{page}:\n" + "\n".join(problems)
+
+
+def test_the_table_check_catches_a_bare_pipe():
+    page = ("| term | formula |\n"
+            "|---|---|\n"
+            "| fine | `E_q(x\\|y)[ log p(y\\|x) ]` and $`p(y \\mid x)`$ |\n"
+            "| code | `-E_q(x|y)[ log p(y|x) ]` |\n"
+            "| maths | $`p(z|x)`$ |\n"
+            "| text | p(z|x) |\n"
+            "\n"
+            "not | a table\n"
+            "```text\n| a | b |\n|---|---|\n| `x|y` | fenced |\n```\n")
+    problems = table_problems(page)
+    assert [p.split(":")[0] for p in problems] == ["line 4", "line 4", "line 5", "line 5", "line 6"], problems
+    assert "inside a code span" in problems[0] and "3 cells, the table has 2" in problems[-1]
+    assert math_fence_problems("```math\nx \\qquad (\\texttt{a\\_b})\n```\n```math\nx\n```\n") == \
+        ["line 2: \\texttt in a math fence: name the code in the prose around it"]
