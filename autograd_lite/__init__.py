@@ -19,9 +19,9 @@ from .backend import (BACKEND_NAMES, Backend, BackendError, BackendMismatchError
                       dtype_name, gpu_available)
 from .random import Generator, default_generator
 from .tensor import Tensor, is_grad_enabled, no_grad, one_hot, ones, randn, sum_to, tensor, zeros
-from .ops import (abs, add, astype, broadcast_to, clamp, concat, div, exp, getitem, log, log1p,
+from .ops import (abs, add, astype, broadcast_to, clamp, concat, cos, div, exp, getitem, log, log1p,
                   log_softmax, logsumexp, matmul, max, maximum, mean, mul, neg, permute, pow, relu,
-                  reshape, sigmoid, softmax, softplus, sqrt, square, sub, sum, take, tanh, transpose,
+                  reshape, sigmoid, sin, softmax, softplus, sqrt, square, sub, sum, take, tanh, transpose,
                   where)
 from .conv import conv2d, conv_transpose2d
 from .norm import batch_norm, batch_norm_normalize

@@ -189,6 +189,16 @@ def tanh(x: Tensor) -> Tensor:
     return make_node(out, (x,), lambda g: (g * (1.0 - out * out),), "tanh")
 
 
+def sin(x: Tensor) -> Tensor:
+    xd = x.data
+    return make_node(x.backend.xp.sin(xd), (x,), lambda g: (g * x.backend.xp.cos(xd),), "sin")
+
+
+def cos(x: Tensor) -> Tensor:
+    xd = x.data
+    return make_node(x.backend.xp.cos(xd), (x,), lambda g: (-g * x.backend.xp.sin(xd),), "cos")
+
+
 def _sigmoid_array(xd, xp):
     # exp of minus |x| never overflows; the two branches agree mathematically
     e = xp.exp(-xp.abs(xd))

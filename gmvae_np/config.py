@@ -66,6 +66,18 @@ def check_model_fields(values: dict, *, cli: bool = False) -> None:
     for f in (f for f in WEIGHTS if f in values):
         if not _finite(values[f]) or values[f] < 0:
             raise ValueError(f"{name(f)} must be a {'' if cli else 'finite '}number >= 0; got {values[f]!r}")
+    if "fourier_features" in values and (not _is_int(values["fourier_features"]) or values["fourier_features"] < 0):
+        raise ValueError(f"{name('fourier_features')} must be a whole number >= 0 (0: off); got "
+                         f"{values['fourier_features']!r}")
+    if "fourier_scale" in values and (not _finite(values["fourier_scale"]) or values["fourier_scale"] <= 0):
+        raise ValueError(f"{name('fourier_scale')} must be a positive number; got {values['fourier_scale']!r}")
+    if values.get("fourier_features") and values.get("arch", "fc") != "fc":
+        raise ValueError(f"{name('fourier_features')} is for the fully connected encoder (rows of a few columns); "
+                         f"the conv architecture reads images: leave it out")
+    if "balance_floor" in values:
+        f = values["balance_floor"]
+        if not _finite(f) or not 0 <= f <= 1:
+            raise ValueError(f"{name('balance_floor')} must be a number from 0 to 1 (a share of 1/K); got {f!r}")
     for f, pair in NEEDS_CV.items():
         if values.get(f) and values.get("variant", "cv") != "cv":
             raise ValueError(f"{name(f)} needs the cv variant (it compares {pair}; the mi variant has "
@@ -88,12 +100,19 @@ class GMVAEConfig:
     eta          weight of the z-prior term (cv)
     lam          minimum-information threshold lambda on the z-prior KL (mi)
     balance      weight of the batch balance term KL(mean_b p(z|.) || pi) (both variants; 0 = off)
+    balance_floor  0: the balance term is that KL, which asks every cluster for an equal share of the batch;
+                 f in (0, 1]: it is the floor sum_k max(0, log(f/K) - log mean_b p(z=k|.)) instead, which
+                 only stops a cluster's share from falling below f/K (gmvae_np.elbo.batch_floor)
     invariance   weight of the invariance term -log sum_k q(z=k|y) q(z=k|y moved) (cv; 0 = off), moves up
                  to ``shift`` pixels each way of images of ``image_shape`` (C, H, W) (gmvae_np.augment)
     neighbour_weight  weight of the neighbour term -log sum_k q(z=k|y) q(z=k|y'), y' a neighbour of y in
                  the training data, given to ``loss`` as ``neighbours`` (cv; 0 = off; gmvae_np.neighbours)
     neighbour_code_weight  weight of the code agreement of the same pairs: the symmetric KL between q(x|y)
                  and q(x|y') (cv; 0 = off)
+    fourier_features  n: the fc encoder reads y beside n random sinusoids sin(y B), cos(y B) of it, B drawn
+                 from N(0, fourier_scale^2) (gmvae_np.layers.FourierFeatures; for rows of a few columns,
+                 whose clusters a plain ReLU network is slow to tell apart; 0 = off)
+    fourier_scale  the spread of B's entries, in the units of y
     mc           number M of Monte Carlo samples of (x, w) per data point
     dtype        "float32" or "float64" for the parameters and the computation
     """
@@ -110,6 +129,7 @@ class GMVAEConfig:
     eta: float = 1.0
     lam: float = 0.0
     balance: float = 0.0
+    balance_floor: float = 0.0
     mc: int = 1
     dtype: str = "float32"
     invariance: float = 0.0
@@ -117,6 +137,8 @@ class GMVAEConfig:
     image_shape: tuple | None = None
     neighbour_weight: float = 0.0
     neighbour_code_weight: float = 0.0
+    fourier_features: int = 0
+    fourier_scale: float = 3.0
 
     def __post_init__(self):
         shape = self.input_shape
@@ -128,7 +150,7 @@ class GMVAEConfig:
                              f"or (1, 28, 28); got {self.input_shape!r}")
         self.input_shape = tuple(shape)
         check_model_fields(dataclasses.asdict(self))
-        for name in WEIGHTS:
+        for name in WEIGHTS + ("balance_floor", "fourier_scale"):
             setattr(self, name, float(getattr(self, name)))
         if self.invariance:
             self._check_invariance()

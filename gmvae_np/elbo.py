@@ -166,6 +166,21 @@ def batch_balance(log_cluster_probs):
     return F.categorical_kl(log_p_bar, -math.log(K))
 
 
+def batch_floor(log_cluster_probs, floor: float):
+    """sum_k max(0, log(floor / K) - log p_bar_k), p_bar_k = mean_b p_k: the balance term's floor.  A scalar.
+
+    log_cluster_probs as for :func:`batch_balance`; floor f in (0, 1]. It is 0 while every cluster holds at
+    least f/K of the batch, whatever the shares above that, and grows without bound as a cluster empties.
+    Unlike KL(p_bar || pi), which asks every cluster for 1/K of the data and so splits a large cluster to
+    fill a small one, it only keeps the K clusters in use: a prior that cannot empty a component, with no
+    opinion on the sizes of the clusters it keeps (docs/gmvae.md, section 9).
+    """
+    K = log_cluster_probs.shape[-1]
+    rows = ag.reshape(log_cluster_probs, (math.prod(log_cluster_probs.shape[:-1]), K))
+    log_p_bar = F.log_mean_exp(rows, axis=0)                        # (K,)
+    return ag.sum(ag.relu(math.log(float(floor) / K) - log_p_bar))
+
+
 def assignment_agreement(log_q, log_q_moved):
     """mean_b -log sum_k q(z=k|y_b) q(z=k|T y_b): how unlikely it is that an image and its moved copy
     (T: a shift by a few pixels, :func:`gmvae_np.augment.shift_images`) are drawn into the same cluster.

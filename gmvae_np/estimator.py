@@ -109,6 +109,32 @@ def _auto_epochs(n_rows: int, batch) -> int:
     return int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], math.ceil(AUTO_STEPS / steps))))
 
 
+SHARED_SCALE = 10.0
+"""standardize="auto" keeps the columns' relative scale when the 90th percentile of their ranges is at most
+this many times the 10th (pixels, coordinates, measurements in one unit), and z-scores each column otherwise."""
+
+
+def scaling(X: np.ndarray, standardize) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale), each (n_features,): the model trains on (X - mean) / scale.
+
+    True: each column z-scored (a constant column becomes zeros). False: X as it is. "auto": z-scored when
+    the columns' ranges differ widely (their 90th percentile above SHARED_SCALE times their 10th: a table of
+    quantities in different units), else centred and divided by one scale for all, the root mean square of
+    the column standard deviations, which keeps the data's shape: a 2-D ring stays a ring, an image's
+    rarely inked border pixels stay quiet instead of being weighed like its centre.
+    """
+    constant = X.max(axis=0) == X.min(axis=0)
+    if standardize is False:
+        return np.zeros(X.shape[1]), np.ones(X.shape[1])
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    if standardize == "auto" and not constant.all():
+        ranges = np.ptp(X[:, ~constant], axis=0)
+        low, high = np.percentile(ranges, [10, 90])
+        if high <= SHARED_SCALE * low:
+            return mean, np.full(X.shape[1], float(np.sqrt(np.mean(std ** 2))))
+    return mean, np.where(constant, 1.0, std)
+
+
 def _base_seed(random_state) -> int:
     """The seed of the first restart: r for an int r; drawn from a RandomState, a Generator, or None."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
@@ -169,9 +195,11 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def __init__(self, n_clusters: int = 8, *, variant: str = "cv", epochs="auto", batch_size: int = 64,
                  lr: float = 1e-3, hidden: int = 64, Dx: int = 16, Dw: int = 8, alpha: float = 1.0,
-                 eta: float = 1.0, lam: float = 0.5, balance: float = 0.0, n_neighbors: int = 0,
+                 eta: float = 1.0, lam: float = 0.5, balance: float = 0.0, balance_floor: float = 0.0,
+                 n_neighbors: int = 0, fourier_features=0, fourier_scale: float = 3.0,
                  neighbor_weight: float = 20.0, mutual_neighbors: bool = False, mc: int = 1, likelihood: str = "gaussian",
-                 standardize: bool = True, n_init: int = 1, n_jobs=None, random_state=None,
+                 standardize: bool = True, init: str = "random", init_epochs="auto", n_init: int = 1,
+                 n_jobs=None, random_state=None,
                  dtype: str = "float32", backend: str = "numpy", verbose: bool = False):
         self.n_clusters = n_clusters
         self.variant = variant
@@ -185,12 +213,17 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.eta = eta
         self.lam = lam
         self.balance = balance
+        self.balance_floor = balance_floor
+        self.fourier_features = fourier_features
+        self.fourier_scale = fourier_scale
         self.n_neighbors = n_neighbors
         self.neighbor_weight = neighbor_weight
         self.mutual_neighbors = mutual_neighbors
         self.mc = mc
         self.likelihood = likelihood
         self.standardize = standardize
+        self.init = init
+        self.init_epochs = init_epochs
         self.n_init = n_init
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -235,7 +268,7 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     def _check_params(self) -> None:
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be 'gaussian' or 'bernoulli'; got {self.likelihood!r}")
-        if self.likelihood == "bernoulli" and self.standardize:
+        if self.likelihood == "bernoulli" and self.standardize is True:
             raise ValueError("standardize=True would move values out of [0, 1]; pass standardize=False with "
                              "likelihood='bernoulli'")
         if isinstance(self.n_init, bool) or not isinstance(self.n_init, numbers.Integral) or self.n_init < 1:
@@ -262,16 +295,24 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             k = min(int(k), n_rows - 1)   # as many as there are other rows, at most
         graph = dict(neighbours=k, neighbour_weight=self.neighbor_weight,
                      mutual_neighbours=self.mutual_neighbors) if k else {}
+        start = {}
+        if self.init in ("graph", "mixture"):
+            pre = self.init_epochs
+            if isinstance(pre, str) and pre == "auto":
+                pre = _auto_epochs(n_rows, batch) // 2 if isinstance(epochs, int) else 1
+            start = dict(pretrain_epochs=pre, start=self.init)
         try:
             return Settings(
                 experiment="estimator", dataset="array", arch="fc", likelihood=self.likelihood,
                 K=K, Dx=self.Dx, Dw=self.Dw, hidden=self.hidden, variant=self.variant,
-                alpha=self.alpha, eta=self.eta, lam=self.lam, balance=self.balance, mc=self.mc, epochs=epochs,
+                alpha=self.alpha, eta=self.eta, lam=self.lam, balance=self.balance,
+                balance_floor=self.balance_floor, fourier_features=self.fourier_features,
+                fourier_scale=self.fourier_scale, mc=self.mc, epochs=epochs,
                 batch_size=batch, lr=self.lr, seed=seed, dtype=self.dtype, backend=self.backend,
                 eval_every=epochs if isinstance(epochs, int) and epochs > 0 else 1, restarts=n_init,
                 restart_epochs=max(AUTO_EPOCHS[0], math.ceil(epochs / SCREEN_FRACTION)) if isinstance(
                     epochs, int) and not isinstance(epochs, bool) and epochs > 0 else 1,
-                select_by="eval_elbo", log_every=0, plots=False, **graph).validate()
+                select_by="eval_elbo", log_every=0, plots=False, **graph, **start).validate()
         except ValueError as e:
             # the settings speak in command-line flags; name the estimator's parameters instead
             msg = str(e).replace("--K", "n_clusters").replace("--batch-size", "batch_size")
@@ -287,12 +328,7 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self._check_params()
         X = self._check_X(X, fitting=True)
         settings = self._settings(X.shape[0], _base_seed(self.random_state), self.n_init)
-        if self.standardize:
-            mean = X.mean(axis=0)
-            std = X.std(axis=0)
-            scale = np.where(X.max(axis=0) == X.min(axis=0), 1.0, std)  # constant columns become zeros
-        else:
-            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        mean, scale = scaling(X, False if self.likelihood == "bernoulli" else self.standardize)
         data = Dataset(name="X", x_train=(X - mean) / scale, likelihood=self.likelihood)
         best = best_of_n(settings, None, n_jobs=self.n_jobs, dataset=data, verbose=bool(self.verbose),
                          seeded_eval=True)

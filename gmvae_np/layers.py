@@ -239,6 +239,42 @@ class BatchNorm(Module):
 
 # -- activations and shape layers ------------------------------------------------------------------
 
+class FourierFeatures(Module):
+    """y -> [y, sin(y B), cos(y B)]: the input beside n_frequencies random sinusoids of it (in_features + 2 n out).
+
+    B (in_features, n_frequencies) is drawn once from N(0, scale^2) and kept as a buffer, not trained
+    (Rahimi and Recht, 2007; Tancik et al., 2020). A network of a few ReLU layers reading 2 or 3 coordinates
+    learns smooth functions of them first and sharp ones very slowly: two interleaved stripes of the plane
+    take it thousands of steps to tell apart. Read through sinusoids of wavelengths around 2 pi / scale,
+    the same boundary is nearly linear and is learnt in a few hundred. For low-dimensional rows only: the
+    GMVAE's encoder puts it first when the config asks (GMVAEConfig.fourier_features).
+    """
+
+    def __init__(self, in_features: int, n_frequencies: int, scale: float = 1.0, *, backend="numpy",
+                 dtype="float32", generator=None):
+        super().__init__()
+        b = get_backend(backend)
+        self._backend = b
+        for name, value in (("in_features", in_features), ("n_frequencies", n_frequencies)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"FourierFeatures {name} must be an int >= 1, got {value!r}")
+        self.in_features, self.n_frequencies = in_features, n_frequencies
+        if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"FourierFeatures scale must be a positive number, got {scale!r}")
+        self.scale = float(scale)
+        rng = ag.default_generator(b) if generator is None else generator
+        self.register_buffer("frequencies", rng.normal((self.in_features, self.n_frequencies), dtype=dtype)
+                             * self.scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_features(f"FourierFeatures({self.extra_repr()})", x, -1, self.in_features, "input features")
+        angles = x @ ag.tensor(self.frequencies, backend=self._backend)
+        return ag.concat([x, ag.sin(angles), ag.cos(angles)], axis=-1)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, n_frequencies={self.n_frequencies}, scale={self.scale}"
+
+
 class ReLU(Module):
     """max(x, 0)."""
 

@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
-__all__ = ["contingency", "paper_accuracy", "hungarian_accuracy", "purity", "cluster_usage",
+__all__ = ["contingency", "paper_accuracy", "hungarian_accuracy", "normalized_clustering_accuracy", "purity", "cluster_usage",
            "clustering_report", "classes_owned", "assignment_summary"]
 
 
@@ -103,6 +103,29 @@ def hungarian_accuracy(pred, labels) -> float:
     table = contingency(pred, labels)
     rows, cols = linear_sum_assignment(table, maximize=True)
     return float(table[rows, cols].sum() / table.sum())
+
+
+def normalized_clustering_accuracy(pred, labels) -> float:
+    """The normalised clustering accuracy (NCA) of Gagolewski's benchmark suite: 0 is chance, 1 is perfect.
+
+    The contingency table's rows are the true classes, each normalised to sum 1 (so a small class counts
+    as much as a large one); A is the mean matched share under the best one-to-one matching of classes to
+    clusters (Hungarian), and NCA = (A - 1/K) / (1 - 1/K) with K the number of classes. A class matched
+    to no cluster (fewer clusters than classes) contributes 0. Labels of 0 are noise points in the suite;
+    leave them out before calling (benchmarks/battery.py does).
+    """
+    pred, labels = _pair(pred, labels)
+    classes, label_ids = np.unique(labels, return_inverse=True)
+    K = classes.size
+    if K < 2:
+        raise ValueError("normalized_clustering_accuracy needs at least 2 classes in labels")
+    _, pred_ids = np.unique(pred, return_inverse=True)
+    table = np.zeros((K, max(K, int(pred_ids.max()) + 1)))
+    np.add.at(table, (label_ids, pred_ids), 1.0)
+    shares = table / table.sum(axis=1, keepdims=True)
+    rows, cols = linear_sum_assignment(shares, maximize=True)
+    accuracy = float(shares[rows, cols].sum() / K)
+    return (accuracy - 1.0 / K) / (1.0 - 1.0 / K)
 
 
 def purity(pred, labels) -> float:

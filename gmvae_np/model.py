@@ -44,8 +44,8 @@ from . import elbo
 from .augment import draw_shifts, shift_images
 from .config import CONV_INPUT_SHAPES, WEIGHTS, GMVAEConfig, _is_int
 from .diagnostics import batch_diagnostics
-from .layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, Linear, Module, ReLU, Reshape, Sequential,
-                     Tanh)
+from .layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, FourierFeatures, Linear, Module, ReLU, Reshape,
+                     Sequential, Tanh)
 
 __all__ = ["GMVAEConfig", "GMVAE", "LossResult", "LOGVAR_LIMIT", "CONV_INPUT_SHAPES"]
 
@@ -91,7 +91,11 @@ class GMVAE(Module):
 
         # recognition q(x|y), q(w|y) [, q(z|y)]
         if c.arch == "fc":
-            self.encoder = Sequential(Flatten(), Linear(D, H, **init), BatchNorm(H, **kw), ReLU(),
+            reads = [Flatten()]
+            if c.fourier_features:       # the rows beside sinusoids of them (layers.FourierFeatures)
+                reads.append(FourierFeatures(D, c.fourier_features, c.fourier_scale, **init))
+            width = D + 2 * c.fourier_features
+            self.encoder = Sequential(*reads, Linear(width, H, **init), BatchNorm(H, **kw), ReLU(),
                                       Linear(H, H, **init), BatchNorm(H, **kw), ReLU())
         else:
             channels = c.input_shape[0]
@@ -262,7 +266,10 @@ class GMVAE(Module):
             "z_prior": elbo.z_prior(log_cluster),
             "consistency_violation": elbo.consistency_violation(log_p_z),
         }
-        batch_kl = elbo.batch_balance(log_cluster) if w["balance"] else None
+        batch_kl = None
+        if w["balance"]:
+            batch_kl = (elbo.batch_floor(log_cluster, c.balance_floor) if c.balance_floor
+                        else elbo.batch_balance(log_cluster))
         moved_agreement = self._moved_agreement(y, log_cluster, noise, rng) if w["invariance"] else None
         pairs = {}
         if (w["neighbour_weight"] or w["neighbour_code_weight"]) and (neighbours is not None or self.training):

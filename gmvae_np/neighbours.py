@@ -47,7 +47,8 @@ import numpy as np
 import autograd_lite as ag
 
 __all__ = ["SPACES", "NeighbourGraph", "GraphError", "deskew", "embed", "exact_knn", "mutual_graph", "build_graph",
-           "fingerprint", "graph_key", "graph_key_of", "graph_for", "sample_neighbours"]
+           "fingerprint", "graph_key", "graph_key_of", "graph_for", "sample_neighbours", "adjacency",
+           "spectral_partition"]
 
 SPACES = ("pca", "deskew", "raw")
 PCA_SPACES = ("pca", "deskew")   # the spaces that end in a PCA of --neighbour-dims axes
@@ -318,6 +319,79 @@ def mutual_graph(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pad = np.arange(k)[None, :] >= counts[:, None]
     out = np.where(pad, out[:, :1], out)
     return out.astype(np.int64), counts.astype(np.int64)
+
+
+def adjacency(graph: NeighbourGraph):
+    """The graph as a symmetric sparse matrix (SciPy CSR, n x n): A = (C + C^T) / 2 with C[i, j] = 1 for every
+    edge i -> j and every row i itself (C[i, i] = 1). An edge that both rows hold weighs 1, one held by one
+    row only 1/2: the affinity scikit-learn's spectral clustering builds from a nearest-neighbour graph."""
+    from scipy import sparse
+
+    n, k = graph.indices.shape
+    valid = (np.arange(k)[None, :] < graph.counts[:, None]).ravel()
+    rows = np.concatenate([np.repeat(np.arange(n), k)[valid], np.arange(n)])
+    cols = np.concatenate([graph.indices.ravel()[valid], np.arange(n)])
+    C = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n))
+    C.data[:] = 1.0                                   # an edge listed twice (a padded mutual row) counts once
+    return ((C + C.T) * 0.5).tocsr()
+
+
+def connect(A, points: np.ndarray, min_size: int, block_rows: int = 1024):
+    """A (symmetric, sparse) with its small pieces joined to the rest: while the graph's smallest connected
+    piece has fewer than ``min_size`` rows, it is tied to the rest by one edge of weight 1 between its
+    nearest pair of points (Euclidean, in ``points``, the rows of the graph's space). A few outliers far
+    from everything form pieces of their own in a k-nearest-neighbour graph; left apart, each is an
+    eigenvector of the Laplacian with eigenvalue 0, and the spectral partition spends its K parts on them
+    instead of on the clusters. Pieces of ``min_size`` rows or more are left apart: they are clusters."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    A = sparse.lil_matrix(A)
+    points = np.asarray(points, dtype=np.float64)
+    while True:
+        count, piece = connected_components(sparse.csr_matrix(A), directed=False)
+        sizes = np.bincount(piece)
+        smallest = np.argmin(sizes)
+        if count == 1 or sizes[smallest] >= min_size:
+            return sparse.csr_matrix(A)
+        inside, outside = np.flatnonzero(piece == smallest), np.flatnonzero(piece != smallest)
+        best = (math.inf, -1, -1)
+        for lo in range(0, inside.size, block_rows):
+            rows = inside[lo:lo + block_rows]
+            d = ((points[rows, None, :] - points[None, outside, :]) ** 2).sum(axis=-1)
+            i, j = np.unravel_index(np.argmin(d), d.shape)
+            if d[i, j] < best[0]:
+                best = (float(d[i, j]), int(rows[i]), int(outside[j]))
+        A[best[1], best[2]] = A[best[2], best[1]] = 1.0
+
+
+def spectral_partition(graph: NeighbourGraph, K: int, seed: int = 0, points=None) -> np.ndarray:
+    """The graph's own K-way partition, without a network: int64 (n,) cluster of each row.
+
+    Spectral clustering (Shi and Malik, 2000; Ng, Jordan and Weiss, 2002) of :func:`adjacency`: the K
+    eigenvectors of the normalised Laplacian I - D^-1/2 A D^-1/2 with the smallest eigenvalues, the
+    relaxation of the balanced (normalised) cut of the graph into K parts, scaled by D^-1/2
+    (scikit-learn's ``spectral_embedding``, seeded); then the rows of that embedding V (n, K) are assigned by
+    a pivoted QR of V^T (Damle, Minden and Ying, 2019): the K most independent rows, rotated onto the axes
+    by the polar factor of V's K pivot rows, and each row goes to its largest |coordinate|. No labels and no
+    further random choice: the partition is a function of the graph and the seed of the eigensolver.
+    With ``points`` (the rows in the graph's space), the graph's pieces of fewer than n / (4 K) rows,
+    a quarter of an equal share, are first joined to the rest (:func:`connect`).
+    """
+    from scipy.linalg import qr, svd
+    from sklearn.manifold import spectral_embedding
+
+    if not 2 <= K <= graph.n:
+        raise GraphError(f"spectral_partition: K must be from 2 to the {graph.n} rows; got {K}")
+    import warnings
+
+    with warnings.catch_warnings():      # a graph in several pieces embeds them on their own axes: wanted here
+        warnings.simplefilter("ignore", UserWarning)
+        A = adjacency(graph) if points is None else connect(adjacency(graph), points, graph.n // (4 * K))
+        V = spectral_embedding(A, n_components=K, drop_first=False, random_state=seed)
+    _, _, pivots = qr(V.T, pivoting=True)
+    u, _, vt = svd(V[pivots[:K], :].T)
+    return np.argmax(np.abs(V @ (u @ vt)), axis=1).astype(np.int64)
 
 
 def fingerprint(x) -> str:

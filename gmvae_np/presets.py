@@ -71,7 +71,8 @@ class SettingsError(ValueError):
 
 
 MODEL_FIELDS = ("arch", "variant", "dtype", "K", "Dx", "Dw", "hidden", "mc", "alpha", "eta", "lam", "balance",
-                "invariance", "neighbour_weight", "neighbour_code_weight")
+                "balance_floor", "invariance", "neighbour_weight", "neighbour_code_weight", "fourier_features",
+                "fourier_scale")
 """The settings that are GMVAEConfig's fields, checked by its check (gmvae_np.config.check_model_fields)."""
 
 # Settings that came after run directories were first written, with the value every run before them
@@ -119,6 +120,14 @@ class Settings:
     lam: float = _s(0.5, "free-bits threshold lambda of the z prior (mi variant; main.lua -lambda)")
     balance: float = _s(0.0, "weight of the batch balance term KL(mean of p(z|.) over the batch || "
                              "uniform), against collapse into few clusters (both variants; 0 = off)")
+    fourier_features: int = _s(0, "the fc encoder reads each row beside this many random sinusoids of it, "
+                                  "for rows of a few columns whose clusters are not round (0 = off; "
+                                  "gmvae_np/layers.py, FourierFeatures)")
+    fourier_scale: float = _s(3.0, "with --fourier-features: the spread of the sinusoids' frequencies, in the "
+                                   "units of the (standardised) rows")
+    balance_floor: float = _s(0.0, "0: the balance term asks every cluster for an equal share of the batch; f in "
+                                   "(0, 1]: it only keeps each cluster's share above f/K (gmvae_np/elbo.py, "
+                                   "batch_floor)")
     invariance: float = _s(0.0, "weight of the invariance term -log sum_k q(z=k|y) q(z=k|y moved by up to "
                                 "--shift pixels), which asks an image and its moved copy for one cluster (cv "
                                 "variant, image data; 0 = off)")
@@ -166,6 +175,10 @@ class Settings:
     pretrain_epochs: int = _s(0, "epochs of autoencoder pretraining, after which a Gaussian mixture fitted to "
                                  "the codes E[x|y] starts the prior's K components (0 = off; "
                                  "gmvae_np/pretrain.py)")
+    start: str = _s("mixture", "with --pretrain-epochs: what the prior's K components start from: mixture (a "
+                               "Gaussian mixture of the pretrained codes) or graph (the neighbour graph's "
+                               "spectral partition, which q(z|y) also learns while the autoencoder pretrains; "
+                               "needs --neighbours)", choices=("mixture", "graph"))
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     eval_every: int = _s(1, "evaluate on the held-out split every N epochs (and after the last)")
@@ -244,6 +257,15 @@ class Settings:
             if getattr(self, name) and not self.neighbours:
                 raise SettingsError(f"{flag(name)} {getattr(self, name)} needs a neighbour graph: give its k "
                                     f"too, e.g. --neighbours 10")
+        if self.start == "graph" and not self.neighbours:
+            raise SettingsError("--start graph starts from the neighbour graph's partition: give the graph's k "
+                                "too, e.g. --neighbours 10, or use --start mixture")
+        if self.start == "graph" and not self.pretrain_epochs:
+            raise SettingsError("--start graph is where pretraining leaves the model: give its length too, e.g. "
+                                "--pretrain-epochs 10")
+        if self.start == "graph" and self.variant != "cv":
+            raise SettingsError("--start graph teaches q(z|y) the graph's partition, which only the cv variant "
+                                "has: use --variant cv or --start mixture")
         if self.neighbours and not (self.neighbour_weight or self.neighbour_code_weight):
             raise SettingsError(f"--neighbours {self.neighbours} builds a graph that only the neighbour terms read: "
                                 f"give a weight too, e.g. --neighbour-weight 20, or leave --neighbours out")

@@ -199,6 +199,7 @@ class Trainer(SavedState):
         self.best = None  # {"key", "value", "epoch"}
         self.pretrained = None  # the start from pretrained codes (gmvae_np.pretrain), reported by _run
         self.graph = None   # the neighbour graph's summary (its arrays go to the device in _setup_graph)
+        self.neighbour_graph = None   # the graph itself, on the host (gmvae_np.neighbours.NeighbourGraph)
         if s.neighbours:
             self._setup_graph(data)
         if self.resume:
@@ -206,7 +207,7 @@ class Trainer(SavedState):
         elif s.pretrain_epochs:
             try:
                 self.pretrained = pretrain_and_initialise(self.model, self.x_train, s, self.rng, x_eval=self.x_eval,
-                                                          y_eval=self.y_eval)
+                                                          y_eval=self.y_eval, graph=self.neighbour_graph)
             except FloatingPointError as e:
                 raise TrainingDiverged(f"training stopped: {e}") from None
             self.seconds += self.pretrained["seconds"]
@@ -234,6 +235,7 @@ class Trainer(SavedState):
                       "file": str(store.neighbours_path(graph_key_of(graph))) if store is not None else None,
                       "label_agreement": None if data.y_train is None else graph.agreement(data.y_train),
                       "line": graph.describe(data.y_train)}
+        self.neighbour_graph = graph
         self.graph_indices = b.asarray(graph.indices, dtype="int64")
         self.graph_counts = b.asarray(graph.counts, dtype="int64")
 

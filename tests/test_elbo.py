@@ -263,6 +263,33 @@ def test_batch_balance_tells_collapse_from_balance_where_the_z_prior_cannot(rng)
     assert bal["collapsed"] == pytest.approx(math.log(K), rel=1e-12)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batch_floor_is_the_hinge_on_each_clusters_batch_share(backend, rng):
+    """sum_k max(0, log(f/K) - log p_bar_k), p_bar over the batch (and the samples), against NumPy."""
+    for shape in ((B, K), (M, B, K)):
+        for f in (0.3, 0.9, 1.0):
+            logits = rng.normal(scale=3.0, size=shape)
+            p_bar = special.softmax(logits, -1).reshape(-1, K).mean(0)
+            want = float(np.sum(np.maximum(0.0, np.log(f / K) - np.log(p_bar))))
+            got = elbo.batch_floor(ag.log_softmax(t(logits, backend), axis=-1), f).item()
+            assert got == pytest.approx(want, rel=1e-10, abs=1e-12)
+
+
+def test_batch_floor_leaves_unequal_clusters_alone_and_refuses_an_empty_one():
+    """The floor is 0 for a batch whose clusters hold 1/2, 1/4 and 1/4 (the KL balance term is not), and
+    grows as a cluster's share falls towards 0: it keeps clusters in use without asking for equal sizes."""
+    big = 40.0
+    def batch(counts):                       # one-hot points: counts[k] of them sure of cluster k
+        rows = [np.where(np.arange(3) == k, big, -big) for k, c in enumerate(counts) for _ in range(c)]
+        return ag.log_softmax(t(np.array(rows), "numpy"), axis=-1)
+    unequal = batch([4, 2, 2])
+    assert elbo.batch_floor(unequal, 0.3).item() == pytest.approx(0.0, abs=1e-12)
+    assert elbo.batch_balance(unequal).item() > 0.05
+    nearly_empty = [elbo.batch_floor(batch([60, 39, n]), 0.3).item() for n in (1, 0)]
+    assert nearly_empty[0] == pytest.approx(math.log(0.1) - math.log(1 / 100), rel=1e-9)
+    assert nearly_empty[1] > 30.0            # an empty cluster: the log of a vanishing share
+
+
 def test_objective_adds_the_weighted_balance_term(rng):
     terms = _terms("numpy", rng)
     batch_kl = elbo.batch_balance(ag.log_softmax(t(rng.normal(size=(B, K)), "numpy"), axis=-1))
@@ -304,6 +331,8 @@ def test_gradcheck_terms(backend, rng):
         "batch_balance": (lambda lq: elbo.batch_balance(ag.log_softmax(lq, axis=-1)), [g["qz_logits"]]),
         "batch_balance_samples": (lambda lq: elbo.batch_balance(ag.log_softmax(lq, axis=-1)),
                                   [t(rng.normal(size=(M, B, K)), backend, grad=True)]),
+        # a floor of 0.9 / K with logits of scale 1: some clusters below it, some above (the hinge's both sides)
+        "batch_floor": (lambda lq: elbo.batch_floor(ag.log_softmax(lq, axis=-1), 0.9), [g["qz_logits"]]),
         "consistency_violation": (lambda *a: elbo.consistency_violation(elbo.z_posterior(*a)),
                                   [g["x"], g["prior_mean"], g["prior_logvar"]]),
     }

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import autograd_lite as ag
-from gmvae_np.layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, Identity, Linear, Module,
-                             ModuleList, Parameter, ReLU, Reshape, Sequential, Sigmoid, Tanh)
+from gmvae_np.layers import (BatchNorm, Conv2d, ConvTranspose2d, Flatten, FourierFeatures, Identity, Linear,
+                             Module, ModuleList, Parameter, ReLU, Reshape, Sequential, Sigmoid, Tanh)
 
 from strategies import BACKENDS  # numpy, strict, and cupy (marked gpu; skipped without a GPU)
 
@@ -528,3 +528,36 @@ def test_register_buffer_checks_its_arguments():
     m.register_buffer("count", ag.zeros(1))
     assert [n for n, _ in m.named_buffers()] == ["count"]
     assert m.state_dict()["count"].shape == (1,)
+
+
+# -- FourierFeatures ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["numpy", "strict"])
+def test_fourier_features_are_the_rows_beside_sinusoids_of_a_fixed_projection(backend):
+    gen = ag.Generator(backend, 5)
+    layer = FourierFeatures(3, 4, scale=2.0, backend=backend, dtype="float64", generator=gen)
+    B = host(layer.frequencies)
+    assert B.shape == (3, 4) and layer.parameters() == []          # a buffer, never trained
+    again = FourierFeatures(3, 4, scale=2.0, backend=backend, dtype="float64", generator=ag.Generator(backend, 5))
+    np.testing.assert_array_equal(host(again.frequencies), B)      # the seed decides B
+    draws = host(ag.Generator(backend, 5).normal((3, 4), dtype="float64"))
+    np.testing.assert_allclose(B, 2.0 * draws, rtol=1e-15)         # N(0, scale^2)
+    x = np.random.default_rng(0).normal(size=(6, 3))
+    out = host(layer(as_tensor(x, backend)))
+    np.testing.assert_allclose(out, np.concatenate([x, np.sin(x @ B), np.cos(x @ B)], axis=1), rtol=1e-12)
+    report = gradcheck_module(layer, as_tensor(x, backend, requires_grad=True))
+    assert report.comparisons == 1 + 18 and report.max_rel_error < 1e-6    # only x: B has no gradient
+
+
+def test_fourier_features_refuse_bad_sizes_and_the_conv_architecture():
+    from gmvae_np.model import GMVAEConfig
+
+    for kw, message in ((dict(in_features=0, n_frequencies=4), "in_features must be an int >= 1"),
+                        (dict(in_features=2, n_frequencies=True), "n_frequencies must be an int >= 1"),
+                        (dict(in_features=2, n_frequencies=4, scale=0.0), "scale must be a positive number")):
+        with pytest.raises(ValueError, match=message):
+            FourierFeatures(**kw)
+    with pytest.raises(ValueError, match="fourier_features is for the fully connected encoder"):
+        GMVAEConfig(input_shape=(1, 28, 28), arch="conv", fourier_features=8)
+    with pytest.raises(ValueError, match="fourier_features must be a whole number >= 0"):
+        GMVAEConfig(input_shape=(2,), fourier_features=-1)

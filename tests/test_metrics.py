@@ -238,3 +238,36 @@ def test_paper_accuracy_settles_ties_by_the_tied_samples_majority():
     labels = np.array([1] + [0] * 13)
     assert paper_accuracy(np.ones((14, 1)), labels) == 13 / 14
     assert paper_accuracy(np.ones((14, 1)), labels[::-1]) == 13 / 14
+
+
+# -- the benchmark suite's score ----------------------------------------------------------------------------
+
+def test_normalized_clustering_accuracy_by_hand():
+    """labels 0 0 0 1 1 1 against pred 0 0 1 1 1 1: rows normalised [[2/3, 1/3], [0, 1]], the matching
+    0->0, 1->1 gives A = (2/3 + 1) / 2 = 5/6, and NCA = (5/6 - 1/2) / (1/2) = 2/3."""
+    from gmvae_np.metrics import normalized_clustering_accuracy as nca
+
+    assert nca(PRED, LABELS) == pytest.approx(2 / 3, rel=1e-12)
+    assert nca(LABELS, LABELS) == 1.0 and nca(1 - LABELS, LABELS) == 1.0       # any naming of the clusters
+    assert nca(np.zeros(6, dtype=int), LABELS) == pytest.approx(0.0, abs=1e-12)   # one cluster: chance
+    # a small class counts as much as a large one: 90 + 10 rows, the 10 all wrong
+    labels = np.repeat([0, 1], [90, 10])
+    assert nca(np.zeros(100, dtype=int), labels) == pytest.approx(0.0, abs=1e-12)
+    assert hungarian_accuracy(np.zeros(100, dtype=int), labels) == 0.9
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        nca(PRED, np.zeros(6, dtype=int))
+
+
+@given(st.integers(2, 6), st.integers(0, 10_000))
+def test_normalized_clustering_accuracy_is_genieclusts(K, seed):
+    """The suite's own implementation (genieclust.compare_partitions) agrees wherever it is defined (as
+    many clusters as classes, every cluster used)."""
+    genieclust = pytest.importorskip("genieclust")
+    from gmvae_np.metrics import normalized_clustering_accuracy as nca
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3 * K, 60))
+    labels, pred = rng.integers(0, K, n), rng.integers(0, K, n)
+    labels[:K], pred[-K:] = np.arange(K), np.arange(K)
+    want = genieclust.compare_partitions.normalized_clustering_accuracy(labels + 1, pred + 1)
+    assert nca(pred, labels) == pytest.approx(want, abs=1e-12)

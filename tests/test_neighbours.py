@@ -401,3 +401,63 @@ def test_the_benchmark_runs_and_both_find_the_same_neighbours(capsys):
     out = capsys.readouterr().out
     assert "ratio ours / scikit-learn" in out
     assert "rows with the same neighbour set        100.000 %" in out
+
+
+# -- the graph's own partition (the graph start) ----------------------------------------------------------
+
+def _blobs(sizes, seed=0, spread=0.3):
+    rng = np.random.default_rng(seed)
+    centres = [(-6.0 + 6.0 * i, 3.0 * (i % 2)) for i in range(len(sizes))]
+    x = np.concatenate([rng.normal(c, spread, size=(n, 2)) for c, n in zip(centres, sizes)])
+    return x.astype(np.float32), np.repeat(np.arange(len(sizes)), sizes)
+
+
+def test_adjacency_is_the_symmetrised_graph_with_each_row_itself():
+    from gmvae_np.neighbours import adjacency
+
+    indices = np.array([[1, 2], [0, 2], [1, 0], [2, 1]])
+    graph = NeighbourGraph(indices=indices, counts=np.array([2, 2, 2, 1]), k=2, space="raw", dims=0,
+                           mutual=False, fingerprint="")
+    A = adjacency(graph).toarray()
+    C = np.eye(4)
+    for i, (row, count) in enumerate(zip(indices, graph.counts)):
+        C[i, row[:count]] = 1.0                  # row 3 holds only its first entry
+    np.testing.assert_array_equal(A, (C + C.T) / 2)
+    assert A[3, 1] == 0.0 and A[2, 3] == 0.5 and A[0, 1] == 1.0
+
+
+def test_the_spectral_partition_finds_separated_groups_of_unequal_size():
+    from gmvae_np.metrics import normalized_clustering_accuracy
+    from gmvae_np.neighbours import spectral_partition
+
+    x, labels = _blobs([150, 60, 30])
+    parts = spectral_partition(build_graph(x, 8), 3, seed=0)
+    assert parts.dtype == np.int64 and parts.shape == (240,)
+    assert normalized_clustering_accuracy(parts, labels) == 1.0
+    with pytest.raises(GraphError, match="K must be from 2 to the 240 rows"):
+        spectral_partition(build_graph(x, 8), 1)
+
+
+def test_small_pieces_of_the_graph_are_joined_and_clusters_left_apart():
+    """Two groups of 200 and two far-off pieces of 12 (each its own component of a 10-NN graph): without
+    points, the 2-way partition spends its parts on the four components' degenerate eigenvectors and
+    misses the groups; with the pieces joined to their nearest group, the two groups come out whole."""
+    from scipy.sparse.csgraph import connected_components
+
+    from gmvae_np.metrics import normalized_clustering_accuracy
+    from gmvae_np.neighbours import adjacency, connect, spectral_partition
+
+    x, labels = _blobs([200, 200])
+    rng = np.random.default_rng(1)
+    far = np.concatenate([rng.normal((40.0, 40.0), 0.3, size=(12, 2)), rng.normal((-40.0, 40.0), 0.3, size=(12, 2))])
+    x = np.concatenate([x, far.astype(np.float32)])
+    graph = build_graph(x, 10)
+    assert connected_components(adjacency(graph))[0] == 4
+    joined = connect(adjacency(graph), x, min_size=50)
+    assert connected_components(joined)[0] == 2              # the pieces of 12 joined; the groups of 200 not
+    added = (joined - adjacency(graph)).tocoo()
+    assert added.nnz == 4 and all((r >= 400) != (c >= 400) for r, c in zip(added.row, added.col))
+    apart = spectral_partition(graph, 2, seed=0)
+    assert normalized_clustering_accuracy(apart[:400], labels) < 0.5
+    parts = spectral_partition(graph, 2, seed=0, points=x)
+    assert normalized_clustering_accuracy(parts[:400], labels) == 1.0

@@ -67,6 +67,8 @@ UNARY = [
     Case("sqrt", ag.sqrt, np.sqrt, ("positive",)),
     Case("square", ag.square, np.square, ("real",)),
     Case("tanh", ag.tanh, np.tanh, ("real",)),
+    Case("sin", ag.sin, np.sin, ("real",)),
+    Case("cos", ag.cos, np.cos, ("real",)),
     Case("sigmoid", ag.sigmoid, sp.expit, ("real",)),
     Case("relu", ag.relu, lambda x: np.maximum(x, 0.0), ("nonzero",)),
     Case("softplus", ag.softplus, lambda x: np.logaddexp(0.0, x), ("real",)),

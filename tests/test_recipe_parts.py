@@ -270,3 +270,84 @@ def test_the_flags_parse_to_numbers_and_bad_values_are_one_line_errors(capsys):
     assert run("spiral", ["--eta-start", "3", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--eta-start sets where an annealed weight starts" in err[0]
+
+
+# -- the start from the neighbour graph's partition ----------------------------------------------------------
+
+def test_gradcheck_assignment_loss():
+    """-mean_b log q(z = t_b | y_b) against central differences, on the body and the q(z|y) head."""
+    from gmvae_np.pretrain import assignment_loss
+
+    config = tiny_config(likelihood="gaussian")
+    model = GMVAE(config, seed=4)
+    y = ag.tensor(_data(config, 5))
+    targets = np.eye(config.K)[[0, 1, 2, 0, 1]]
+    reached = model.encoder.parameters() + model.z_logits.parameters()
+    modules = dict(model.named_modules())
+    slots = [(modules[name.rpartition(".")[0]], name.rpartition(".")[2])
+             for name, p in model.named_parameters() if any(p is r for r in reached)]
+    originals = [getattr(m, a) for m, a in slots]
+
+    def loss(*params):
+        for (module, attr), p in zip(slots, params):
+            setattr(module, attr, p)
+        return assignment_loss(model, y, targets)
+
+    inputs = [ag.tensor(p.data, requires_grad=True) for p in originals]
+    try:
+        report = ag.gradcheck(loss, *inputs, atol=1e-6, rtol=1e-6, elementwise_max=1_000)
+        want = -np.mean(np.log(model.predict_proba(y).numpy())[np.arange(5), [0, 1, 2, 0, 1]])
+        assert assignment_loss(model, y, targets).item() == pytest.approx(want, rel=1e-10)
+    finally:
+        for (module, attr), p in zip(slots, originals):
+            setattr(module, attr, p)
+    assert report.max_abs_error < 1e-6
+
+
+def test_partition_moments_are_each_parts_mean_and_variance_with_a_floor():
+    from gmvae_np.pretrain import partition_moments
+
+    z = np.array([[0.0, 1.0], [2.0, 1.0], [10.0, -4.0], [5.0, 5.0]])
+    means, variances = partition_moments(z, np.array([0, 0, 1, 3]), 4)
+    np.testing.assert_allclose(means[0], [1.0, 1.0])
+    np.testing.assert_allclose(variances[0], [1.0, 1e-3 * z.var(axis=0)[1]])   # the column with no spread: the floor
+    np.testing.assert_allclose(means[2], z.mean(axis=0))                       # an empty part: all the codes
+    np.testing.assert_allclose(variances[1], z.var(axis=0))                    # one code has no variance of its own
+    np.testing.assert_allclose(variances[2], z.var(axis=0))
+
+
+def test_a_graph_start_teaches_q_the_graphs_partition(tmp_path):
+    """The spiral with the graph start: q(z|y) after pretraining agrees with the graph's own partition on
+    most rows (a check that could fail: a random q(z|y) agrees on about 1/K of them), and the prior's
+    components start at each part's mean code."""
+    from gmvae_np.neighbours import spectral_partition
+    from gmvae_np.pretrain import codes
+
+    s = tiny(epochs=1, K=5, neighbours=8, neighbour_weight=5.0, balance=5.0, pretrain_epochs=30, start="graph")
+    trainer = quiet(s, tmp_path / "run")
+    report = trainer.pretrained
+    assert report["start"] == "graph" and sum(report["sizes"]) == trainer.n_train and len(report["sizes"]) == 5
+    parts = spectral_partition(trainer.neighbour_graph, 5, s.seed,
+                               points=trainer.backend.to_numpy(trainer.x_train))
+    assert np.bincount(parts, minlength=5).tolist() == report["sizes"]
+    trainer.model.eval()
+    q = trainer.model.predict_proba(ag.tensor(trainer.x_train)).numpy()
+    assert np.mean(np.argmax(q, axis=1) == parts) > 0.8
+    mean_codes = codes(trainer.model, trainer.x_train)
+    bias = trainer.model.prior_mean.bias.numpy().reshape(5, -1)
+    np.testing.assert_allclose(bias[0], mean_codes[parts == 0].mean(axis=0), rtol=1e-4, atol=1e-4)
+    trainer.run()
+    assert "the prior starts from the neighbour graph's partition" in trainer.out.getvalue()
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(start="graph", pretrain_epochs=2), "--start graph starts from the neighbour graph's partition: give"),
+    (dict(start="graph", neighbours=5, neighbour_weight=1.0), "--start graph is where pretraining leaves"),
+    (dict(start="graph", neighbours=5, neighbour_weight=1.0, pretrain_epochs=2, variant="mi"),
+     "--neighbour-weight needs the cv variant|--start graph teaches q"),
+    (dict(start="spectral"), "--start must be one of mixture, graph"),
+    (dict(balance_floor=1.5), "--balance-floor must be a number from 0 to 1"),
+])
+def test_bad_start_settings_are_refused(changes, message):
+    with pytest.raises(SettingsError, match=message):
+        tiny(**changes)
