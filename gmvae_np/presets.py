@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from .config import check_model_fields
 from .elbo import LIKELIHOODS, VARIANTS
 
-__all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "preset", "flag"]
+__all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "READ_WHEN", "preset", "flag"]
 
 
 class SettingsError(ValueError):
@@ -296,6 +296,28 @@ PRESETS: dict[str, dict] = {
 }
 EXPERIMENTS = tuple(PRESETS)
 
+_GRAPH = "a neighbour graph (--neighbours K with --neighbour-weight W)"
+READ_WHEN = {
+    "invariance": (lambda s: s.variant == "cv", "the cv variant (--variant cv)"),
+    "neighbour_weight": (lambda s: s.variant == "cv" and s.neighbours > 0, "the cv variant and --neighbours K"),
+    "neighbour_code_weight": (lambda s: s.variant == "cv" and s.neighbours > 0, "the cv variant and --neighbours K"),
+    "neighbours": (lambda s: bool(s.neighbour_weight or s.neighbour_code_weight), "a neighbour term's weight "
+                                                                                 "(--neighbour-weight W)"),
+    "neighbour_space": (lambda s: s.neighbours > 0, _GRAPH),
+    "neighbour_dims": (lambda s: s.neighbours > 0 and s.neighbour_space != "raw",
+                       "a neighbour graph in the pca or deskew space (--neighbours K; not --neighbour-space raw)"),
+    "mutual_neighbours": (lambda s: s.neighbours > 0, _GRAPH),
+    "shift": (lambda s: s.invariance > 0, "the invariance term (--invariance W)"),
+    "restart_epochs": (lambda s: s.restarts > 1, "restarts (--restarts N, N >= 2)"),
+    "select_by": (lambda s: s.restarts > 1, "restarts (--restarts N, N >= 2)"),
+    "plot_every": (lambda s: s.plots, "figures (leave out --no-plots)"),
+}
+"""The settings that are read only when a feature is on: name -> (whether ``settings`` read it, what it
+needs, in the command line's words). A preset's own default of such a setting falls away with its feature
+(:func:`preset`): ``mnist_graph --variant mi`` or ``--neighbours 0`` drops the graph's weight, and then the
+graph. A flag the user gives for a feature that is off is refused (gmvae_np.cli.check_given_flags)."""
+_OFF = {f.name: f.default for f in dataclasses.fields(Settings)}
+
 
 def preset(name: str, **changes) -> Settings:
     """The settings of experiment ``name`` (spellings with '-' or '_' alike), with optional changes.
@@ -308,6 +330,20 @@ def preset(name: str, **changes) -> Settings:
         raise SettingsError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     s = Settings(experiment=key, **PRESETS[key])
     if changes or key != "custom":
-        s = dataclasses.replace(s, **changes).validate()
+        s = _without_unread_defaults(dataclasses.replace(s, **changes), key, changes).validate()
     return s
+
+
+def _without_unread_defaults(s: Settings, key: str, changes: dict) -> Settings:
+    """The preset's own defaults that the preset reads and the changes switched off (READ_WHEN) put back
+    to their off values, until none is left: a preset's default is never the reason a user's setting is
+    refused."""
+    own = Settings(experiment=key, **PRESETS[key])
+    while True:
+        unread = {name: _OFF[name] for name, (read, _) in READ_WHEN.items()
+                  if name in PRESETS[key] and name not in changes and getattr(s, name) != _OFF[name]
+                  and read(own) and not read(s)}
+        if not unread:
+            return s
+        s = dataclasses.replace(s, **unread)
 

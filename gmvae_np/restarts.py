@@ -88,7 +88,7 @@ class BestOfN:
 def _screen(settings: Settings, run_dir, trainer_kwargs: dict, line: str | None = None):
     """One restart's screening (a task: it may run in a worker). With a run directory: its criterion values,
     None when a stop was asked for before it began; in memory: (criterion values, the Trainer)."""
-    from .parallel import record_stop, stop_requested
+    from .parallel import stop_requested
 
     if stop_requested():
         return None
@@ -97,12 +97,8 @@ def _screen(settings: Settings, run_dir, trainer_kwargs: dict, line: str | None 
     if run_dir is None:
         trainer = Trainer(settings, None, **trainer_kwargs)
         return criterion_values(trainer.run()), trainer
-    try:
-        resume = RunDir(run_dir).last.is_file()
-        return criterion_values(Trainer(settings, run_dir, resume=resume, **trainer_kwargs).run())
-    except TrainingInterrupted as e:
-        record_stop(e.signum)   # the restarts after this one, in this worker, stop at once
-        raise
+    resume = RunDir(run_dir).last.is_file()
+    return criterion_values(Trainer(settings, run_dir, resume=resume, **trainer_kwargs).run())
 
 
 def best_of_n(settings: Settings, run_dir=None, *, resume: bool = False, n_jobs=None, **trainer_kwargs) -> BestOfN:

@@ -32,6 +32,7 @@ LAYERS = {
     "gmvae_np.version": 10,
     "gmvae_np.atomic": 10,
     "gmvae_np.metrics": 10,
+    "gmvae_np.stops": 10,
     "gmvae_np.module": 11,
     "gmvae_np.layers": 12,
     "gmvae_np.optim": 12,
