@@ -147,6 +147,7 @@ def _choose(s: Settings, screened: dict, out) -> int:
 def _in_folder(s: Settings, seeds: list, root: RunDir, state: dict | None, n_jobs, kwargs: dict) -> BestOfN:
     state = {"screened": {}, "chosen": None, **(state or {}), "settings": s.to_dict()}
     out = kwargs.get("out")
+    screened_now = state["chosen"] is None
     root.write_restarts(state)
     if state["chosen"] is None:
         todo = [i for i in range(1, s.restarts + 1) if str(i) not in state["screened"]]
@@ -168,7 +169,9 @@ def _in_folder(s: Settings, seeds: list, root: RunDir, state: dict | None, n_job
         root.write_restarts(state)
     chosen = int(state["chosen"])
     d = root.restart(chosen)
-    record = Trainer(s.replace(seed=seeds[chosen - 1], restarts=1), d.path, resume=d.last.is_file(), **kwargs).run()
+    # screened in a worker (one BLAS thread) and trained on here: one run of this command, not a resume
+    record = Trainer(s.replace(seed=seeds[chosen - 1], restarts=1), d.path, resume=d.last.is_file(),
+                     threads_note=not screened_now, **kwargs).run()
     return BestOfN({**record, "restart": chosen, "restart_seed": seeds[chosen - 1]}, chosen, seeds,
                    {int(i): v for i, v in state["screened"].items()})
 

@@ -132,6 +132,8 @@ class Trainer(SavedState):
                     directory; a run with restarts, or a series, gives its root so that all share one
     seeded_eval     draw each evaluation's noise from a generator seeded with the run's seed, not from the
                     training stream (the estimator's, so that its criterion is the ELBO its ``score`` computes)
+    threads_note    on resume, say so when the BLAS thread count differs from the checkpoint's (False: a
+                    restart screened in a worker on one thread and trained on here, in the same command)
 
     A Trainer without a run directory pickles (its streams are left behind): a restart screened in a worker
     process comes back whole, and :meth:`train_on` trains it on.
@@ -141,9 +143,10 @@ class Trainer(SavedState):
 
     def __init__(self, settings: Settings, run_dir=None, *, resume: bool = False, dataset: Dataset | None = None,
                  out=None, err=None, handle_signals: bool = False, verbose: bool = True, graph_dir=None,
-                 seeded_eval: bool = False):
+                 seeded_eval: bool = False, threads_note: bool = True):
         self.settings = settings.validate()
         self.seeded_eval = seeded_eval
+        self.threads_note = threads_note
         self.graph_dir = Path(graph_dir) if graph_dir is not None else None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = bool(resume)

@@ -88,7 +88,7 @@ class SavedState:
             self.perm = rng.permutation(self.n_train)
         rng.set_state(ckpt.rng_state)
         then, now = pos.get("blas_threads"), self.blas_threads()
-        if then is not None and now is not None and then != now and self.backend.name != "cupy":
+        if self.threads_note and then is not None and now is not None and then != now and self.backend.name != "cupy":
             print(f"note: {self.run_dir} was trained with {then} BLAS thread(s) and resumes with {now}; the "
                   f"result will not be bit-identical to an uninterrupted run (OPENBLAS_NUM_THREADS={then} "
                   f"restores that)", file=self.err, flush=True)
