@@ -66,7 +66,7 @@ class SavedState:
     def _kept(self) -> str:
         if self.rundir is not None and self.rundir.last.is_file():
             return f"the last good checkpoint is kept in {self.rundir.last}; lower --lr and start a new run"
-        return "lower --lr and start a new run"
+        return "lower the learning rate (lr) and train again"   # in memory: the estimator, the library
 
     def _restore(self) -> None:
         from .checkpoint import load_checkpoint, restore
