@@ -68,6 +68,9 @@ HOOK = textwrap.dedent('''
             wrap(series, "train_one", after=lambda settings, *a, **k: settings.seed == 1)
         elif phase == "setup":         # seed 2 loads its data
             wrap(t.Trainer, "_setup", before=lambda self, dataset: self.settings.seed == 2)
+        elif phase == "graph":         # the neighbour graph is being built
+            import gmvae_np.neighbours as neighbours
+            wrap(neighbours, "build_graph", before=lambda *a, **k: True)
         elif phase == "worker-step" and os.getpid() != top:
             # a worker, at seed 1's third step, sends SIGTERM to the command alone; it waits for the
             # command to pass the signal on to it, then goes on and stops at the next step
@@ -194,6 +197,20 @@ def test_a_signal_at_the_end_of_a_restart_stops_the_run_and_resume_finishes_it(t
     assert chosen == json.loads((whole / "restarts" / "restarts.json").read_text())["chosen"]
     name = f"restart{chosen}/metrics.jsonl"
     assert (root / name).read_bytes() == (whole / "restarts" / name).read_bytes()
+
+
+def test_a_first_ctrl_c_while_the_graph_is_built_stops_at_once_and_says_so(tmp_path, hook_dir):
+    """Nothing is trained yet: the first Ctrl-C stops at once (no 'second Ctrl-C' words), the run directory
+    made for the run is removed again, and the same command then starts it afresh."""
+    out = tmp_path / "run"
+    argv = TINY + ["--no-plots", "--neighbours", "3", "--neighbour-weight", "1", "--out", str(out)]
+    proc = stopped_child(hook_dir, "graph", signal.SIGINT, argv)
+    assert proc.returncode == 130, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("SIGINT received: stopped at once") and "second" not in lines[0], lines[0]
+    assert "run the command again" in lines[0] and not out.exists()
+    assert run("spiral", argv) == 0
 
 
 def test_outside_a_training_a_signal_stops_at_once_and_inside_it_waits_for_the_safe_point():
