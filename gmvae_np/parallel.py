@@ -29,9 +29,10 @@ Trainer with ``handle_signals``) saves a checkpoint and stops; between tasks the
 a task that starts after it sees :func:`stop_requested` and returns at once. This process defers
 SIGINT and SIGTERM while the tasks run (SIGTERM, which reaches it alone, is passed on to its worker
 processes), waits for every task to return, and raises :class:`Interrupted`, which carries their results
-and the signal. A second Ctrl-C raises :class:`~gmvae_np.stops.StopNow` at once. On a Dask cluster the
-signal is not deferred: it stops this process at once, and the workers, which it does not reach, train
-their seeds to the end.
+and the signal. A second Ctrl-C raises :class:`~gmvae_np.stops.StopNow` at once. On a Dask cluster this
+process does not wait: the signal, which does not reach the cluster's workers, raises :class:`Interrupted`
+at once with the results of the tasks that had finished; when the client closes, the tasks not begun are
+cancelled and those under way train on to their end.
 """
 from __future__ import annotations
 
@@ -49,12 +50,13 @@ _client = None        # in this process, inside cluster(): the Dask client the t
 
 
 class Interrupted(KeyboardInterrupt):
-    """A signal stopped :func:`run_tasks`; ``results`` holds each task's result (None if it raised),
-    ``signum`` the signal."""
+    """A signal stopped :func:`run_tasks`; ``results`` holds each task's result (None if it raised or had
+    not finished), ``signum`` the signal; ``on_cluster``: the tasks ran on a Dask cluster, whose workers the
+    signal did not reach (those under way train on to their end; those not begun are cancelled)."""
 
-    def __init__(self, results: list, signum: int):
+    def __init__(self, results: list, signum: int, on_cluster: bool = False):
         super().__init__("interrupted")
-        self.results, self.signum = results, signum
+        self.results, self.signum, self.on_cluster = results, signum, on_cluster
 
 
 class WorkerLost(RuntimeError):
@@ -192,7 +194,11 @@ def run_tasks(fn, args_list, n_jobs=None) -> list:
     try:
         if _client is not None:   # --dask: the client's own futures, which report a lost worker
             futures = [_client.submit(_task, fn, args, call, os.getpid(), pure=False) for args in args_list]
-            outcomes = _client.gather(futures)
+            try:
+                outcomes = _client.gather(futures)
+            except stops.StopNow as e:   # the workers never see the signal: keep what has finished
+                raise Interrupted([f.result()[1] if f.status == "finished" and f.result()[0] == "ok" else None
+                                   for f in futures], e.signum, on_cluster=True) from None
         else:
             with stops.deferred():   # wait for the workers, which save and stop; then raise Interrupted
                 outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())

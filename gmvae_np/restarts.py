@@ -155,16 +155,18 @@ def _in_folder(s: Settings, seeds: list, root: RunDir, state: dict | None, n_job
         tasks = [(_screening(s, seeds, i), root.restart(i).path, kwargs,
                   f"-- restart {i} of {s.restarts} (seed {seeds[i - 1]}): {screen} epochs") for i in todo]
         try:
-            results, stopped = run_tasks(_screen, tasks, n_jobs), None
+            results, stopped, on_cluster = run_tasks(_screen, tasks, n_jobs), None, False
         except Interrupted as e:
-            results, stopped = e.results, e.signum
+            results, stopped, on_cluster = e.results, e.signum, e.on_cluster
         state["screened"].update({str(i): v for i, v in zip(todo, results) if v is not None})
         root.write_restarts(state)
         if stopped is None and len(state["screened"]) < s.restarts:   # a worker was stopped on its own
             stopped = signal.SIGTERM
         if stopped is not None:
-            raise TrainingInterrupted(stopped, None, 0, 0, message=f"the restarts in {root.path} stopped, each "
-                                                                    f"after saving a checkpoint")
+            raise TrainingInterrupted(stopped, None, 0, 0, message=(
+                f"the restarts under way in {root.path} on the cluster's workers, which the signal does not reach, "
+                f"go on to their end, those not begun were cancelled" if on_cluster else
+                f"the restarts in {root.path} stopped, each after saving a checkpoint"))
         state["chosen"] = _choose(s, state["screened"], out)
         root.write_restarts(state)
     chosen = int(state["chosen"])

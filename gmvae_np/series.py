@@ -165,9 +165,9 @@ def _parallel(experiment: str, base: Settings, seeds: list[int], root: Path, giv
     _say(f"== seeds {', '.join(map(str, seeds))}: {jobs or 'as many as the cluster takes'} at a time into {root}")
     try:
         results = run_tasks(_seed_task, tasks, jobs if jobs is not None else -1)
-        signum = None
+        signum, on_cluster = None, False
     except Interrupted as e:
-        results, signum = e.results, e.signum
+        results, signum, on_cluster = e.results, e.signum, e.on_cluster
     except WorkerLost as e:
         print(f"error: {e}; the seeds that finished are kept; {resume_hint(experiment, root)}", file=sys.stderr,
               flush=True)
@@ -176,9 +176,11 @@ def _parallel(experiment: str, base: Settings, seeds: list[int], root: Path, giv
     if signum is None:   # this process got no signal, but a worker did (sent to it alone)
         signum = next((r["signum"] for r in results if r is not None and r["status"] == "interrupted"), None)
     if signum is not None:
-        print(f"{signal.Signals(signum).name} received: {len(done)} of {len(seeds)} seeds finished; the others stopped, those that had "
-              f"started training after saving a checkpoint; {resume_hint(experiment, root)}",
-              file=sys.stderr, flush=True)
+        others = ("the seeds training on the cluster's workers, which the signal does not reach, go on to their "
+                  "end, those not begun were cancelled; once they end, " if on_cluster else
+                  "the others stopped, those that had started training after saving a checkpoint; ")
+        print(f"{signal.Signals(signum).name} received: {len(done)} of {len(seeds)} seeds finished; {others}"
+              f"{resume_hint(experiment, root)}", file=sys.stderr, flush=True)
         return 128 + int(signum)
     for seed, r in zip(seeds, results):
         finals[seed] = r["final"]
