@@ -154,10 +154,10 @@ def _task(fn, args: tuple, call: str, parent: int):
     global _call
     remote = os.getpid() != parent   # False for joblib's threads and sequential backends
     if remote:
-        stops.in_worker()
         if _call != call:
             _call = call
             stops.clear()    # a stop belongs to the call whose tasks it stopped
+        stops.in_worker()
     try:
         with _one_blas_thread() if remote else contextlib.nullcontext():
             return "ok", fn(*args)
@@ -183,6 +183,7 @@ def run_tasks(fn, args_list, n_jobs=None) -> list:
     an exception (or a Ctrl-C) stops the loop at once.
     """
     import joblib
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     args_list = [tuple(a) for a in args_list]
     if n_jobs is not None:
@@ -201,8 +202,15 @@ def run_tasks(fn, args_list, n_jobs=None) -> list:
                                    for f in futures], e.signum, on_cluster=True) from None
         else:
             with stops.deferred():   # wait for the workers, which save and stop; then raise Interrupted
-                outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())
-                                                        for args in args_list)
+                try:
+                    outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())
+                                                            for args in args_list)
+                except TerminatedWorkerError:
+                    if stops.requested() is None:
+                        raise
+                    # a Ctrl-C reached a worker as it started, before its handler: it died, and joblib
+                    # ended the others (each run keeps its last checkpoint, written atomically)
+                    raise Interrupted([None] * len(args_list), stops.requested()) from None
                 if stops.requested() is not None:
                     raise Interrupted([value if kind == "ok" else None for kind, value in outcomes],
                                       stops.requested())

@@ -176,7 +176,8 @@ def _parallel(experiment: str, base: Settings, seeds: list[int], root: Path, giv
     if signum is None:   # this process got no signal, but a worker did (sent to it alone)
         signum = next((r["signum"] for r in results if r is not None and r["status"] == "interrupted"), None)
     if signum is not None:
-        others = ("the seeds training on the cluster's workers, which the signal does not reach, go on to their "
+        others = ("the summary was not written; " if len(done) == len(seeds) else
+                  "the seeds training on the cluster's workers, which the signal does not reach, go on to their "
                   "end, those not begun were cancelled; once they end, " if on_cluster else
                   "the others stopped, those that had started training after saving a checkpoint; ")
         print(f"{signal.Signals(signum).name} received: {len(done)} of {len(seeds)} seeds finished; {others}"

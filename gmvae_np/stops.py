@@ -15,8 +15,9 @@ calls ``signal.signal`` for these two signals. What a signal does depends on whe
   Python's own KeyboardInterrupt would be, and every file already written stays whole (they are all
   written atomically, gmvae_np.atomic).
 
-The first SIGTERM is passed on to this process's worker processes: a scheduler, ``timeout`` or a
-cluster's pre-emption sends it to the parent alone, while a terminal's Ctrl-C reaches the whole group.
+The first SIGTERM is passed on to this process's worker processes (each as soon as its handler is in
+place, :func:`_pass_on`): a scheduler, ``timeout`` or a cluster's pre-emption sends it to the parent
+alone, while a terminal's Ctrl-C reaches the whole group.
 The exit code of a stop is 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ _received: list = []      # the signals received in this process since the handl
 _depth = 0                # how many handled() blocks are open (a worker's lifelong one included)
 _deferring = 0            # how many deferred() blocks are open
 _previous: dict = {}      # the handlers before ours, put back when the outermost handled() block ends
+_forwarding = threading.Event()   # set: stop passing a signal on to the worker processes
 
 
 class StopNow(KeyboardInterrupt):
@@ -68,10 +70,39 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _catches(pid: int, signum: int) -> bool | None:
+    """Whether process ``pid`` has a handler for ``signum`` (Linux: /proc/PID/status); None if unknown."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _pass_on(signum: int) -> None:
-    for child in multiprocessing.active_children():
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(child.pid, signum)
+    """Pass the signal on to this process's worker processes, each once, as soon as it can take it.
+
+    A worker that is still starting has the default action, which would kill it (and with it the pool):
+    it gets the signal once it has installed the handler (:func:`in_worker`, at its first task), which a
+    thread watches for until the deferred block ends. Where that cannot be seen (no /proc), at once."""
+    _forwarding.clear()
+
+    def forward():
+        sent = set()
+        while True:
+            for child in multiprocessing.active_children():
+                ready = _catches(child.pid, signum)
+                if child.pid not in sent and ready is not False:
+                    with contextlib.suppress(OSError, ValueError):
+                        os.kill(child.pid, signum)
+                    sent.add(child.pid)
+            if _forwarding.wait(0.05):
+                return
+
+    threading.Thread(target=forward, name="pass-on-signal", daemon=True).start()
 
 
 def _on_signal(signum, frame):
@@ -124,6 +155,8 @@ def deferred():
             yield
         finally:
             _deferring -= 1
+            if not _deferring:
+                _forwarding.set()
         if not _deferring and _received:
             raise StopNow(_received[0])
 

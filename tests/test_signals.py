@@ -27,9 +27,20 @@ TINY = ["--n-per-arm", "20", "--epochs", "2", "--batch-size", "25", "--lr", "3e-
 SEEDS = ["--seeds", "1-3"]
 
 HOOK = textwrap.dedent('''
-    import os, signal, time
+    import os, signal, sys, time
 
     phase = os.environ.get("SIGNAL_TEST_PHASE")
+
+
+    def _first(name):
+        """True in the first process to ask (a file created exclusively)."""
+        import tempfile
+        try:
+            os.close(os.open(os.path.join(tempfile.gettempdir(), name), os.O_CREAT | os.O_EXCL))
+            return True
+        except FileExistsError:
+            return False
+
     if phase:
         os.environ.setdefault("SIGNAL_TEST_TOP", str(os.getpid()))   # the command; its workers inherit it
         top, sig, fired = int(os.environ["SIGNAL_TEST_TOP"]), int(os.environ["SIGNAL_TEST_SIG"]), []
@@ -71,6 +82,12 @@ HOOK = textwrap.dedent('''
         elif phase == "graph":         # the neighbour graph is being built
             import gmvae_np.neighbours as neighbours
             wrap(neighbours, "build_graph", before=lambda *a, **k: True)
+        elif phase == "worker-start" and "--process-name" in sys.argv and _first(f"signal-test-{top}"):
+            # a Ctrl-C that reaches the command, then a worker while it starts, before any handler of ours
+            os.kill(top, signal.SIGINT)
+            time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
         elif phase == "worker-step" and os.getpid() != top:
             # a worker, at seed 1's third step, sends SIGTERM to the command alone; it waits for the
             # command to pass the signal on to it, then goes on and stops at the next step
@@ -178,6 +195,21 @@ def test_sigterm_to_a_parallel_series_alone_exits_143_and_resume_finishes_it(tmp
     assert (position["epoch"], position["step_in_epoch"]) == (1, 3)
     assert not (root / "summary.json").exists()
 
+    assert run("spiral", ["--resume", str(root), "--jobs", "2"]) == 0
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary == json.loads((whole / "series" / "summary.json").read_text())
+
+
+def test_a_ctrl_c_that_kills_a_starting_worker_still_ends_in_130_and_resume_finishes(tmp_path, hook_dir, whole):
+    """A worker that gets Ctrl-C while it starts dies of it (its interpreter has no handler of ours yet), and
+    joblib ends the pool: the command still exits 130 with its one line, and --resume finishes the series."""
+    root = tmp_path / "series"
+    proc = stopped_child(hook_dir, "worker-start", signal.SIGINT,
+                         TINY + SEEDS + ["--no-plots", "--jobs", "2", "--out", str(root)])
+    assert proc.returncode == 130, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "SIGINT received: 0 of 3 seeds finished" in last and f"--resume {root}" in last, last
+    assert "Traceback (most recent call last)" not in proc.stderr.split("SIGINT received")[-1]
     assert run("spiral", ["--resume", str(root), "--jobs", "2"]) == 0
     summary = json.loads((root / "summary.json").read_text())
     assert summary == json.loads((whole / "series" / "summary.json").read_text())
