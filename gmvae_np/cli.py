@@ -30,8 +30,10 @@ Exit codes: 0 done; 2 a user error (bad option or value, missing data, unusable 
 checkpoint, unavailable backend) or a fault of the environment (a run directory in use by another process,
 a write that failed: no space left, permission lost; gmvae_np.rundir), printed as one line ``error: ...``
 without a traceback; 1 training stopped because a loss term became NaN or infinite; 130 / 143 stopped by
-SIGINT (Ctrl-C) / SIGTERM after saving a checkpoint, with a line saying how to resume. Genuine bugs
-still raise with a traceback.
+SIGINT (Ctrl-C) / SIGTERM at any phase (during training after saving a checkpoint; outside it at once),
+with a line saying how to resume. The command installs the one handler of both signals for its whole
+length (gmvae_np.stops), and checks every option before it reads data, builds a graph or reaches a Dask
+scheduler. Genuine bugs still raise with a traceback.
 """
 from __future__ import annotations
 

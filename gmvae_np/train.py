@@ -25,7 +25,9 @@ One run, step by step (:class:`Trainer`):
 
 What a run writes, the lock that keeps a second process out, and what an I/O fault does: gmvae_np.rundir.
 
-Interruption and resume: SIGINT (Ctrl-C) and SIGTERM set a flag; the current step finishes, then
+Interruption and resume: with ``handle_signals``, SIGINT (Ctrl-C) and SIGTERM are recorded for the whole
+run (gmvae_np.stops owns the handler); the current step finishes -- or, when the signal came during an
+epoch's last step, its evaluation, its checkpoint or its figures, the epoch does -- then
 checkpoints/last.npz is written atomically with the model, Adam's state, the random state, the position
 (epoch, step within the epoch, and the random state from which the epoch's permutation was drawn) and
 the epoch's running sums, and :class:`TrainingInterrupted` is raised (the command line exits with 130 or
