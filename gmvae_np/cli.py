@@ -61,6 +61,7 @@ __all__ = ["main", "run", "build_parser", "parse_seeds", "summarize", "format_ta
            "check_given_flags", "check_address"]
 
 SPIRAL_ONLY = ("n_per_arm", "curl")
+MAX_SEEDS = 100_000   # the seeds of one series; a longer list would fill the memory before the first run
 CUSTOM_ONLY = ("data", "labels", "standardize")
 
 
@@ -137,8 +138,9 @@ def build_parser(experiment: str) -> argparse.ArgumentParser:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'1-10' -> [1..10], '1,4,7' -> [1, 4, 7], '3' -> [3]; duplicates removed, order kept."""
-    seeds = []
+    """'1-10' -> [1..10], '1,4,7' -> [1, 4, 7], '3' -> [3]; duplicates removed, order kept; at most
+    MAX_SEEDS of them (counted before a range is spelled out)."""
+    ranges = []
     try:
         for part in str(text).split(","):
             part = part.strip()
@@ -147,14 +149,18 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = int(lo), int(hi)
                 if hi < lo:
                     raise ValueError
-                seeds.extend(range(lo, hi + 1))
             else:
-                seeds.append(int(part))
+                lo = hi = int(part)
+            ranges.append((lo, hi))
     except ValueError:
         raise SettingsError(f"--seeds {text!r} is not a list of seeds; write e.g. 1-10 or 1,4,7") from None
-    if any(s < 0 for s in seeds):
+    if any(lo < 0 for lo, _ in ranges):
         raise SettingsError(f"--seeds {text!r} holds a negative seed; seeds are whole numbers >= 0")
-    return list(dict.fromkeys(seeds))
+    count = sum(hi - lo + 1 for lo, hi in ranges)
+    if count > MAX_SEEDS:
+        raise SettingsError(f"--seeds {text!r} asks for {count:,} runs; a series holds at most {MAX_SEEDS:,} "
+                            f"seeds: split it into several series")
+    return list(dict.fromkeys(seed for lo, hi in ranges for seed in range(lo, hi + 1)))
 
 
 def _given(args) -> dict:
@@ -227,6 +233,9 @@ def check_address(address: str) -> str:
 def _check_options(args, given: dict) -> None:
     """The options that are not settings, each alone and against each other: before anything is read,
     connected to or built."""
+    for option, value in (("--out", args.out), ("--resume", args.resume)):
+        if value is not None and not value.strip():
+            raise SettingsError(f"{option} needs the path of a run directory, e.g. {option} runs/try")
     if args.seeds is not None and not args.seeds.strip():
         raise SettingsError("--seeds needs a list of seeds, e.g. --seeds 1-10 or --seeds 1,4,7")
     if args.seeds is not None and "seed" in given:
@@ -333,7 +342,7 @@ def _threads(args):
 def _plan(experiment: str, args, given: dict):
     """(the run directory, the work to do): every setting and option checked, nothing read but the run
     directory's records, nothing trained."""
-    if args.resume:
+    if args.resume is not None:
         root = RunDir(args.resume)
         if args.out and Path(args.out) != root.path:
             raise SettingsError("give either --resume RUN_DIR (continue a run) or --out RUN_DIR (a new run), "
