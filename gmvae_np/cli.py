@@ -11,7 +11,8 @@ default is the preset's value, so ``--help`` lists them all. Beyond the settings
                          --plot-every and --no-plots may change
     --seeds 1-10         one run per seed into RUN_DIR/seed<k>, then RUN_DIR/summary.json and a table of
                          the mean, standard deviation and best of every final metric (as the paper's
-                         tables); ``--resume RUN_DIR`` continues such a series where it stopped
+                         tables); ``--resume RUN_DIR`` continues such a series where it stopped; at
+                         most 100,000 seeds
     --jobs N             train the seeds of a series in N worker processes at once, one BLAS thread each
                          (gmvae_np.series, gmvae_np.parallel); the table is the same whatever N, since the
                          runs are gathered in seed order and each computes as it would alone on one
@@ -352,10 +353,12 @@ def _plan(experiment: str, args, given: dict):
         series = None if root.has_run() else root.read_series()
         if series is not None:
             base = resumed(series["settings"], given, root.path, experiment, "series")
+            check_given_flags(base, given)
             jobs = _check_jobs(args, series=True)
             return root.path, lambda: run_series(experiment, base, series["seeds"], root.path, given, resume=True,
                                                  jobs=jobs, parallel=args.dask is not None)
         settings = resumed(stored_settings(root.path), given, root.path, experiment)
+        check_given_flags(settings, given)
         jobs = _check_jobs(args, False, settings.restarts)
         return root.path, lambda: _single(experiment, settings, root.path, True, jobs)
 

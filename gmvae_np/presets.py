@@ -42,7 +42,9 @@ Fashion-MNIST: pixel intensities in [0, 1], like MNIST's, not a feature set (Gau
     each image and one of its 10 nearest neighbours (PCA-50 of the deskewed images) asked for one cluster,
     weight 50, the balance term at 100 to keep the clusters apart, 20 epochs and no restarts. Its
     accuracy over seeds, against the recipe's on the same seeds, is in that section. With --K 16, give
-    --balance 20: a weight of 100 asks 16 clusters to be used equally where there are 10 digits.
+    --balance 20: a weight of 100 asks 16 clusters to be used equally where there are 10 digits. With
+    --neighbours 0, or --variant mi (whose objective has no neighbour term), the graph and its weight fall
+    away (READ_WHEN): the recipe's model without restarts.
 custom: a new experiment for the user's own matrix (not in the original); smaller defaults suit small
     tables, and columns are z-scored (see gmvae_np.data.load_matrix).
 Restarts (``--restarts N``, gmvae_np.restarts): each preset screens for long enough that its criterion

@@ -397,3 +397,10 @@ def test_a_diverged_fit_names_the_estimators_parameter_not_a_flag():
         GMVAEClustering(n_clusters=3, epochs=3, lr=1e5).fit(X)
     text = str(info.value)
     assert "became" in text and "lower the learning rate (lr)" in text and "--lr" not in text, text
+
+
+def test_complex_values_are_one_line():
+    X, _ = blobs(n_per=10)
+    with pytest.raises(ValueError) as info:
+        GMVAEClustering(n_clusters=3, epochs=1).fit(X.astype(complex))
+    assert "\n" not in str(info.value) and "real numbers" in str(info.value), str(info.value)
