@@ -37,6 +37,7 @@ _depth = 0                # how many handled() blocks are open (a worker's lifel
 _deferring = 0            # how many deferred() blocks are open
 _previous: dict = {}      # the handlers before ours, put back when the outermost handled() block ends
 _forwarding = threading.Event()   # set: stop passing a signal on to the worker processes
+_worker = False           # this process is a worker of gmvae_np.parallel (in_worker)
 
 
 class StopNow(KeyboardInterrupt):
@@ -108,8 +109,8 @@ def _pass_on(signum: int) -> None:
 def _on_signal(signum, frame):
     if signum == signal.SIGINT and _deferring and signal.SIGINT in _received:
         raise StopNow(signum, second=True)
-    if signum == signal.SIGTERM and signal.SIGTERM not in _received:
-        _pass_on(signum)
+    if signum == signal.SIGTERM and signal.SIGTERM not in _received and _deferring and not _worker:
+        _pass_on(signum)   # only a parent that waits (deferred) has workers to tell
     _received.append(int(signum))
     if not _deferring:
         raise StopNow(signum)
@@ -139,6 +140,7 @@ def handled():
             for sig, handler in _previous.items():
                 signal.signal(sig, handler)
             _received.clear()
+            _forwarding.set()
 
 
 @contextlib.contextmanager
@@ -164,8 +166,8 @@ def deferred():
 def in_worker() -> None:
     """In a worker process, for its life: the handler installed and every signal deferred, so that
     between tasks a signal is only recorded, and a task that starts after it returns at once."""
-    global _depth, _deferring
+    global _depth, _deferring, _worker
     if not _main_thread() or _depth:
         return
     _install()
-    _depth, _deferring = 1, 1
+    _depth, _deferring, _worker = 1, 1, True

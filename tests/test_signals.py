@@ -274,3 +274,28 @@ def test_outside_a_training_a_signal_stops_at_once_and_inside_it_waits_for_the_s
                 pass
     assert info.value.second
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
+
+
+def test_sigterm_is_passed_on_only_while_a_parent_waits_and_the_passing_on_ends_with_it():
+    """Outside deferred() no worker runs a task: nothing is passed on. Inside, a thread passes it on to the
+    workers ready for it until the block ends, and then stops."""
+    import threading
+
+    def passing_on():
+        return [t for t in threading.enumerate() if t.name == "pass-on-signal" and t.is_alive()]
+
+    with stops.handled():
+        with pytest.raises(stops.StopNow):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+        assert not passing_on()
+    with pytest.raises(stops.StopNow):
+        with stops.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+            assert passing_on()
+    for thread in passing_on():
+        thread.join(timeout=5)
+    assert not passing_on()
