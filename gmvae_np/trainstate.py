@@ -25,7 +25,7 @@ class TrainingInterrupted(Exception):
     """SIGINT or SIGTERM stopped training after a step; the state was saved to checkpoints/last.npz."""
 
     def __init__(self, signum: int, run_dir, epoch: int, step: int, message: str | None = None):
-        self.signum, self.run_dir, self.epoch, self.step = signum, run_dir, epoch, step
+        self.signum, self.run_dir, self.epoch, self.step, self.message = signum, run_dir, epoch, step, message
         name = signal.Signals(signum).name
         where = f"; checkpoint saved to {RunDir(run_dir).last}" if run_dir else ""
         super().__init__(f"{name} received: " + (message or f"stopped at epoch {epoch}, step {step}{where}"))
@@ -33,6 +33,10 @@ class TrainingInterrupted(Exception):
     @property
     def exit_code(self) -> int:
         return 128 + int(self.signum)
+
+    def __reduce__(self):
+        """Rebuilt from its fields: a restart stopped in a worker process comes back to the parent whole."""
+        return type(self), (self.signum, self.run_dir, self.epoch, self.step, self.message)
 
 
 class SavedState:

@@ -249,6 +249,23 @@ def test_a_first_ctrl_c_while_the_graph_is_built_stops_at_once_and_says_so(tmp_p
     assert run("spiral", argv) == 0
 
 
+def test_sigterm_to_a_run_screening_restarts_in_workers_exits_143_and_resume_finishes_it(tmp_path, hook_dir, whole):
+    """--restarts 2 --jobs 2: SIGTERM to the command alone reaches the workers; the stopped restarts come
+    back to the command (their exception pickles) and the run exits 143, not with a traceback."""
+    root = tmp_path / "restarts"
+    proc = stopped_child(hook_dir, "worker-step", signal.SIGTERM,
+                         TINY + ["--restarts", "2", "--restart-epochs", "1", "--jobs", "2", "--no-plots",
+                                 "--out", str(root)])
+    assert_stopped(proc, signal.SIGTERM, root)
+    position = load_checkpoint(root / "restart1" / "checkpoints" / "last.npz").extra["position"]
+    assert (position["epoch"], position["step_in_epoch"]) == (1, 3)
+    assert run("spiral", ["--resume", str(root)]) == 0
+    chosen = json.loads((root / "restarts.json").read_text())["chosen"]
+    assert chosen == json.loads((whole / "restarts" / "restarts.json").read_text())["chosen"]
+    name = f"restart{chosen}/metrics.jsonl"
+    assert (root / name).read_bytes() == (whole / "restarts" / name).read_bytes()
+
+
 def test_outside_a_training_a_signal_stops_at_once_and_inside_it_waits_for_the_safe_point():
     """gmvae_np.stops alone: immediate outside deferred(), recorded inside it, raised as the block ends
     when nobody acted on it, and a second Ctrl-C inside raises at once."""
