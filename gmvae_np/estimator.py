@@ -231,8 +231,8 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             if a.dtype.kind in "USV":
                 raise ValueError(f"X has dtype {a.dtype}; it must hold numbers (convert or encode the columns)")
             if a.dtype.kind == "c":
-                raise ValueError(f"X has dtype {a.dtype}; it must hold real numbers (split the real and imaginary "
-                                 f"parts into columns of their own)")
+                raise ValueError(f"Complex data not supported: X has dtype {a.dtype}; split the real and "
+                                 f"imaginary parts into columns of their own")   # scikit-learn's words first
             if a.ndim != 2:
                 raise ValueError(f"X has shape {a.shape}; expected a 2-D array (n_samples, n_features). "
                                  f"Reshape your data, e.g. X.reshape(-1, 1) for a single feature")

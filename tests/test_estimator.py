@@ -403,4 +403,4 @@ def test_complex_values_are_one_line():
     X, _ = blobs(n_per=10)
     with pytest.raises(ValueError) as info:
         GMVAEClustering(n_clusters=3, epochs=1).fit(X.astype(complex))
-    assert "\n" not in str(info.value) and "real numbers" in str(info.value), str(info.value)
+    assert "\n" not in str(info.value) and "split the real and imaginary parts" in str(info.value), str(info.value)
