@@ -34,6 +34,9 @@ import numpy as np
 
 from .atomic import write_atomic
 
+UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
+"""What reading a truncated, emptied or corrupt .npz raises (the checkpoints', the neighbour graph's)."""
+
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "restore"]
 
 FORMAT_VERSION = 1
@@ -171,7 +174,7 @@ def load_checkpoint(path, *, backend=None) -> Checkpoint:
             arrays = {k: npz[k] for k in files if k != _META}   # reads (and CRC-checks) every array now
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+    except UNREADABLE as exc:
         raise CheckpointError(f"{path}: cannot be read, the file is truncated or corrupt ({type(exc).__name__}: "
                               f"{exc}); use an earlier checkpoint of the run or retrain") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("format_version"), int):

@@ -79,6 +79,22 @@ __all__ = ["GMVAEClustering", "NotFittedError"]
 _NOT_FITTED = "this %(name)s is not fitted yet; call fit(X) first"
 
 
+def _check_magnitude(X: np.ndarray, standardize, dtype: str, scaling=None) -> None:
+    """Refuse values the model cannot hold: a column whose mean or spread overflows (fitting with
+    ``standardize``), or values beyond the model's floating-point type after the scaling in use."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if standardize:
+            if not (np.all(np.isfinite(X.mean(axis=0))) and np.all(np.isfinite(X.std(axis=0)))):
+                raise ValueError(f"X holds values too large to standardise (up to {np.abs(X).max():.3g}); "
+                                 f"rescale X, e.g. divide it by its largest value")
+            return
+        scaled = X if scaling is None else (X - scaling[0]) / scaling[1]
+        limit = float(np.finfo(np.float32 if dtype == "float32" else np.float64).max)
+        if not np.all(np.abs(scaled) <= limit):
+            raise ValueError(f"X holds values (up to {np.abs(X).max():.3g}) beyond what the model's {dtype} "
+                             f"can hold{'' if scaling is None else ' after the fitted scaling'}; rescale X")
+
+
 def _as_array(X):
     """X as a NumPy array for the shape and dtype checks made before scikit-learn's, or None (sparse,
     ragged or otherwise unreadable input is left to scikit-learn's validation and its messages)."""
@@ -247,6 +263,9 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         if a is not None:
             if a.dtype.kind in "USV":
                 raise ValueError(f"X has dtype {a.dtype}; it must hold numbers (convert or encode the columns)")
+            if a.dtype.kind == "c":
+                raise ValueError(f"Complex data not supported: X has dtype {a.dtype}; split the real and "
+                                 f"imaginary parts into columns of their own")   # scikit-learn's words first
             if a.ndim != 2:
                 raise ValueError(f"X has shape {a.shape}; expected a 2-D array (n_samples, n_features). "
                                  f"Reshape your data, e.g. X.reshape(-1, 1) for a single feature")
@@ -256,6 +275,11 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
                           ensure_min_samples=2 if fitting else 1)
         if not np.all(np.isfinite(X)):
             raise ValueError("X contains NaN or infinite values; remove or impute them first")
+        if fitting and isinstance(self.n_clusters, numbers.Integral) and self.n_clusters > X.shape[0]:
+            raise ValueError(f"n_clusters={self.n_clusters} is more than the {X.shape[0]} samples of X; give "
+                             f"n_clusters={X.shape[0]} or fewer, or more samples")
+        _check_magnitude(X, self.standardize if fitting else None, self.dtype if fitting else self.config_.dtype,
+                         None if fitting else (self.mean_, self.scale_))
         if self._likelihood() == "bernoulli" and (X.min() < 0.0 or X.max() > 1.0):
             raise ValueError("likelihood='bernoulli' needs values in [0, 1]; rescale X or use "
                              "likelihood='gaussian'")
@@ -271,6 +295,12 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.likelihood == "bernoulli" and self.standardize is True:
             raise ValueError("standardize=True would move values out of [0, 1]; pass standardize=False with "
                              "likelihood='bernoulli'")
+        for name in ("standardize", "mutual_neighbors"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        w = self.neighbor_weight
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"neighbor_weight must be a number >= 0; got {w!r}")
         if isinstance(self.n_init, bool) or not isinstance(self.n_init, numbers.Integral) or self.n_init < 1:
             raise ValueError(f"n_init must be a positive whole number; got {self.n_init!r}")
         if isinstance(self.n_clusters, numbers.Integral) and not isinstance(self.n_clusters, bool) \

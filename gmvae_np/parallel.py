@@ -23,36 +23,40 @@ which worker computed it.
 An exception raised by a task is raised again here, for the first failing task in the order of
 ``args_list``, once every task has ended: one task's failure never stops the others half-way.
 
-Ctrl-C. A terminal's Ctrl-C reaches this process and every local worker. In a worker, a task with a
-handler of its own (a Trainer with ``handle_signals``) saves a checkpoint and stops; between tasks the
-worker records the signal, and a task that starts after it sees :func:`stop_requested` and returns at
-once. This process records SIGINT and SIGTERM while the tasks run (SIGTERM, which reaches it alone, is
-passed on to its worker processes), waits for every task to return, and raises :class:`Interrupted`,
-which carries their results. A second Ctrl-C raises KeyboardInterrupt at once.
+Signals (gmvae_np.stops owns the handler). A terminal's Ctrl-C reaches this process and every local
+worker. In a worker, the handler defers every signal for the worker's life: a task that trains (a
+Trainer with ``handle_signals``) saves a checkpoint and stops; between tasks the signal is recorded, and
+a task that starts after it sees :func:`stop_requested` and returns at once. This process defers
+SIGINT and SIGTERM while the tasks run (SIGTERM, which reaches it alone, is passed on to its worker
+processes), waits for every task to return, and raises :class:`Interrupted`, which carries their results
+and the signal. A second Ctrl-C raises :class:`~gmvae_np.stops.StopNow` at once. On a Dask cluster this
+process does not wait: the signal, which does not reach the cluster's workers, raises :class:`Interrupted`
+at once with the results of the tasks that had finished; when the client closes, the tasks not begun are
+cancelled and those under way train on to their end.
 """
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-import signal
-import threading
 import uuid
 
-__all__ = ["run_tasks", "resolve_jobs", "stop_requested", "record_stop", "Interrupted", "WorkerLost", "ClusterError", "cluster",
+from . import stops
+
+__all__ = ["run_tasks", "resolve_jobs", "stop_requested", "Interrupted", "WorkerLost", "ClusterError", "cluster",
            "blas_threads"]
 
 _call = None          # in a worker: the id of the run_tasks call whose task it ran last
-_stop_signal = None   # in a worker: the signal received for that call, outside a task's own handler
 _client = None        # in this process, inside cluster(): the Dask client the tasks go to
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped :func:`run_tasks`; ``results`` holds each task's result (None if it raised)."""
+    """A signal stopped :func:`run_tasks`; ``results`` holds each task's result (None if it raised or had
+    not finished), ``signum`` the signal; ``on_cluster``: the tasks ran on a Dask cluster, whose workers the
+    signal did not reach (those under way train on to their end; those not begun are cancelled)."""
 
-    def __init__(self, results: list, signum: int):
+    def __init__(self, results: list, signum: int, on_cluster: bool = False):
         super().__init__("interrupted")
-        self.results, self.signum = results, signum
+        self.results, self.signum, self.on_cluster = results, signum, on_cluster
 
 
 class WorkerLost(RuntimeError):
@@ -142,28 +146,18 @@ def _sequential(n_jobs) -> bool:
 
 def stop_requested() -> bool:
     """In a worker: True once a Ctrl-C (or SIGTERM) reached it during the current call's tasks."""
-    return _stop_signal is not None
-
-
-def record_stop(signum: int) -> None:
-    """In a worker: a task's own handler took a signal (a Trainer stopped); the tasks after it stop at once."""
-    global _stop_signal
-    _stop_signal = signum
-
-
-def _record(signum, frame):
-    record_stop(signum)
+    return stops.requested() is not None
 
 
 def _task(fn, args: tuple, call: str, parent: int):
     """Runs in the worker: one BLAS thread, signals recorded between tasks; the task's exception returned."""
-    global _call, _stop_signal
+    global _call
     remote = os.getpid() != parent   # False for joblib's threads and sequential backends
-    if _call != call:
-        _call, _stop_signal = call, None
-    if remote and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _record)
-        signal.signal(signal.SIGTERM, _record)
+    if remote:
+        if _call != call:
+            _call = call
+            stops.clear()    # a stop belongs to the call whose tasks it stopped
+        stops.in_worker()
     try:
         with _one_blas_thread() if remote else contextlib.nullcontext():
             return "ok", fn(*args)
@@ -182,31 +176,6 @@ def _one_blas_thread():
         yield
 
 
-@contextlib.contextmanager
-def _signals_recorded(received: list):
-    """In this process's main thread: SIGINT and SIGTERM recorded (the first SIGTERM passed on to the
-    worker processes), a second SIGINT raised as KeyboardInterrupt."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_signal(signum, frame):
-        if signum == signal.SIGINT and signal.SIGINT in received:
-            raise KeyboardInterrupt
-        if signum == signal.SIGTERM and signum not in received:
-            for child in multiprocessing.active_children():
-                with contextlib.suppress(OSError, ValueError):
-                    os.kill(child.pid, signal.SIGTERM)
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def run_tasks(fn, args_list, n_jobs=None) -> list:
     """``[fn(*args) for args in args_list]`` computed through joblib, in that order (module docstring).
 
@@ -214,32 +183,43 @@ def run_tasks(fn, args_list, n_jobs=None) -> list:
     an exception (or a Ctrl-C) stops the loop at once.
     """
     import joblib
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     args_list = [tuple(a) for a in args_list]
     if n_jobs is not None:
         resolve_jobs(n_jobs, 1)   # refuses 0, True, 1.5
     if _sequential(n_jobs):
-        global _stop_signal
-        _stop_signal = None   # a stop belongs to the call whose tasks it stopped
         return [fn(*args) for args in args_list]
     jobs = n_jobs if n_jobs is None or n_jobs < 0 else resolve_jobs(n_jobs, len(args_list))
-    call, received = uuid.uuid4().hex, []
+    call = uuid.uuid4().hex
     try:
         if _client is not None:   # --dask: the client's own futures, which report a lost worker
             futures = [_client.submit(_task, fn, args, call, os.getpid(), pure=False) for args in args_list]
-            outcomes = _client.gather(futures)
+            try:
+                outcomes = _client.gather(futures)
+            except stops.StopNow as e:   # the workers never see the signal: keep what has finished
+                raise Interrupted([f.result()[1] if f.status == "finished" and f.result()[0] == "ok" else None
+                                   for f in futures], e.signum, on_cluster=True) from None
         else:
-            with _signals_recorded(received):
-                outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())
-                                                        for args in args_list)
+            with stops.deferred():   # wait for the workers, which save and stop; then raise Interrupted
+                try:
+                    outcomes = joblib.Parallel(n_jobs=jobs)(joblib.delayed(_task)(fn, args, call, os.getpid())
+                                                            for args in args_list)
+                except TerminatedWorkerError:
+                    if stops.requested() is None:
+                        raise
+                    # a Ctrl-C reached a worker as it started, before its handler: it died, and joblib
+                    # ended the others (each run keeps its last checkpoint, written atomically)
+                    raise Interrupted([None] * len(args_list), stops.requested()) from None
+                if stops.requested() is not None:
+                    raise Interrupted([value if kind == "ok" else None for kind, value in outcomes],
+                                      stops.requested())
     except Exception as e:
         if _killed_worker(e):
             raise WorkerLost(f"a worker died while running a task, as many times as the cluster retries one "
                              f"({type(e).__name__})") from None
         raise
     results = [value if kind == "ok" else None for kind, value in outcomes]
-    if received:
-        raise Interrupted(results, received[0])
     for kind, value in outcomes:
         if kind == "error":
             raise value

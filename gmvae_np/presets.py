@@ -42,7 +42,9 @@ Fashion-MNIST: pixel intensities in [0, 1], like MNIST's, not a feature set (Gau
     each image and one of its 10 nearest neighbours (PCA-50 of the deskewed images) asked for one cluster,
     weight 50, the balance term at 100 to keep the clusters apart, 20 epochs and no restarts. Its
     accuracy over seeds, against the recipe's on the same seeds, is in that section. With --K 16, give
-    --balance 20: a weight of 100 asks 16 clusters to be used equally where there are 10 digits.
+    --balance 20: a weight of 100 asks 16 clusters to be used equally where there are 10 digits. With
+    --neighbours 0, or --variant mi (whose objective has no neighbour term), the graph and its weight fall
+    away (READ_WHEN): the recipe's model without restarts.
 custom: a new experiment for the user's own matrix (not in the original); smaller defaults suit small
     tables, and columns are z-scored (see gmvae_np.data.load_matrix).
 Restarts (``--restarts N``, gmvae_np.restarts): each preset screens for long enough that its criterion
@@ -63,7 +65,7 @@ from dataclasses import dataclass, field
 from .config import check_model_fields
 from .elbo import LIKELIHOODS, VARIANTS
 
-__all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "preset", "flag"]
+__all__ = ["Settings", "SettingsError", "PRESETS", "EXPERIMENTS", "READ_WHEN", "preset", "flag"]
 
 
 class SettingsError(ValueError):
@@ -318,6 +320,28 @@ PRESETS: dict[str, dict] = {
 }
 EXPERIMENTS = tuple(PRESETS)
 
+_GRAPH = "a neighbour graph (--neighbours K with --neighbour-weight W)"
+READ_WHEN = {
+    "invariance": (lambda s: s.variant == "cv", "the cv variant (--variant cv)"),
+    "neighbour_weight": (lambda s: s.variant == "cv" and s.neighbours > 0, "the cv variant and --neighbours K"),
+    "neighbour_code_weight": (lambda s: s.variant == "cv" and s.neighbours > 0, "the cv variant and --neighbours K"),
+    "neighbours": (lambda s: bool(s.neighbour_weight or s.neighbour_code_weight), "a neighbour term's weight "
+                                                                                 "(--neighbour-weight W)"),
+    "neighbour_space": (lambda s: s.neighbours > 0, _GRAPH),
+    "neighbour_dims": (lambda s: s.neighbours > 0 and s.neighbour_space != "raw",
+                       "a neighbour graph in the pca or deskew space (--neighbours K; not --neighbour-space raw)"),
+    "mutual_neighbours": (lambda s: s.neighbours > 0, _GRAPH),
+    "shift": (lambda s: s.invariance > 0, "the invariance term (--invariance W)"),
+    "restart_epochs": (lambda s: s.restarts > 1, "restarts (--restarts N, N >= 2)"),
+    "select_by": (lambda s: s.restarts > 1, "restarts (--restarts N, N >= 2)"),
+    "plot_every": (lambda s: s.plots, "figures (leave out --no-plots)"),
+}
+"""The settings that are read only when a feature is on: name -> (whether ``settings`` read it, what it
+needs, in the command line's words). A preset's own default of such a setting falls away with its feature
+(:func:`preset`): ``mnist_graph --variant mi`` or ``--neighbours 0`` drops the graph's weight, and then the
+graph. A flag the user gives for a feature that is off is refused (gmvae_np.cli.check_given_flags)."""
+_OFF = {f.name: f.default for f in dataclasses.fields(Settings)}
+
 
 def preset(name: str, **changes) -> Settings:
     """The settings of experiment ``name`` (spellings with '-' or '_' alike), with optional changes.
@@ -330,6 +354,20 @@ def preset(name: str, **changes) -> Settings:
         raise SettingsError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     s = Settings(experiment=key, **PRESETS[key])
     if changes or key != "custom":
-        s = dataclasses.replace(s, **changes).validate()
+        s = _without_unread_defaults(dataclasses.replace(s, **changes), key, changes).validate()
     return s
+
+
+def _without_unread_defaults(s: Settings, key: str, changes: dict) -> Settings:
+    """The preset's own defaults that the preset reads and the changes switched off (READ_WHEN) put back
+    to their off values, until none is left: a preset's default is never the reason a user's setting is
+    refused."""
+    own = Settings(experiment=key, **PRESETS[key])
+    while True:
+        unread = {name: _OFF[name] for name, (read, _) in READ_WHEN.items()
+                  if name in PRESETS[key] and name not in changes and getattr(s, name) != _OFF[name]
+                  and read(own) and not read(s)}
+        if not unread:
+            return s
+        s = dataclasses.replace(s, **unread)
 

@@ -88,7 +88,7 @@ class BestOfN:
 def _screen(settings: Settings, run_dir, trainer_kwargs: dict, line: str | None = None):
     """One restart's screening (a task: it may run in a worker). With a run directory: its criterion values,
     None when a stop was asked for before it began; in memory: (criterion values, the Trainer)."""
-    from .parallel import record_stop, stop_requested
+    from .parallel import stop_requested
 
     if stop_requested():
         return None
@@ -97,12 +97,8 @@ def _screen(settings: Settings, run_dir, trainer_kwargs: dict, line: str | None 
     if run_dir is None:
         trainer = Trainer(settings, None, **trainer_kwargs)
         return criterion_values(trainer.run()), trainer
-    try:
-        resume = RunDir(run_dir).last.is_file()
-        return criterion_values(Trainer(settings, run_dir, resume=resume, **trainer_kwargs).run())
-    except TrainingInterrupted as e:
-        record_stop(e.signum)   # the restarts after this one, in this worker, stop at once
-        raise
+    resume = RunDir(run_dir).last.is_file()
+    return criterion_values(Trainer(settings, run_dir, resume=resume, **trainer_kwargs).run())
 
 
 def best_of_n(settings: Settings, run_dir=None, *, resume: bool = False, n_jobs=None, **trainer_kwargs) -> BestOfN:
@@ -151,6 +147,7 @@ def _choose(s: Settings, screened: dict, out) -> int:
 def _in_folder(s: Settings, seeds: list, root: RunDir, state: dict | None, n_jobs, kwargs: dict) -> BestOfN:
     state = {"screened": {}, "chosen": None, **(state or {}), "settings": s.to_dict()}
     out = kwargs.get("out")
+    screened_now = state["chosen"] is None
     root.write_restarts(state)
     if state["chosen"] is None:
         todo = [i for i in range(1, s.restarts + 1) if str(i) not in state["screened"]]
@@ -158,21 +155,25 @@ def _in_folder(s: Settings, seeds: list, root: RunDir, state: dict | None, n_job
         tasks = [(_screening(s, seeds, i), root.restart(i).path, kwargs,
                   f"-- restart {i} of {s.restarts} (seed {seeds[i - 1]}): {screen} epochs") for i in todo]
         try:
-            results, stopped = run_tasks(_screen, tasks, n_jobs), None
+            results, stopped, on_cluster = run_tasks(_screen, tasks, n_jobs), None, False
         except Interrupted as e:
-            results, stopped = e.results, e.signum
+            results, stopped, on_cluster = e.results, e.signum, e.on_cluster
         state["screened"].update({str(i): v for i, v in zip(todo, results) if v is not None})
         root.write_restarts(state)
         if stopped is None and len(state["screened"]) < s.restarts:   # a worker was stopped on its own
             stopped = signal.SIGTERM
         if stopped is not None:
-            raise TrainingInterrupted(stopped, None, 0, 0, message=f"the restarts in {root.path} stopped, each "
-                                                                    f"after saving a checkpoint")
+            raise TrainingInterrupted(stopped, None, 0, 0, message=(
+                f"the restarts under way in {root.path} on the cluster's workers, which the signal does not reach, "
+                f"go on to their end, those not begun were cancelled" if on_cluster else
+                f"the restarts in {root.path} stopped, each after saving a checkpoint"))
         state["chosen"] = _choose(s, state["screened"], out)
         root.write_restarts(state)
     chosen = int(state["chosen"])
     d = root.restart(chosen)
-    record = Trainer(s.replace(seed=seeds[chosen - 1], restarts=1), d.path, resume=d.last.is_file(), **kwargs).run()
+    # screened in a worker (one BLAS thread) and trained on here: one run of this command, not a resume
+    record = Trainer(s.replace(seed=seeds[chosen - 1], restarts=1), d.path, resume=d.last.is_file(),
+                     threads_note=not screened_now, **kwargs).run()
     return BestOfN({**record, "restart": chosen, "restart_seed": seeds[chosen - 1]}, chosen, seeds,
                    {int(i): v for i, v in state["screened"].items()})
 

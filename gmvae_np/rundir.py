@@ -264,12 +264,14 @@ class RunDir:
         path = self.neighbours_path(key)
         if not path.is_file():
             return None
+        from .checkpoint import UNREADABLE
+
         try:
             with np.load(path, allow_pickle=False) as f:
                 return {name: f[name] for name in f.files}
-        except (OSError, ValueError, KeyError) as e:
-            raise RunDirError(f"cannot read the neighbour graph {path} ({e}); delete it and it is built "
-                              f"again") from None
+        except UNREADABLE as e:
+            raise RunDirError(f"cannot read the neighbour graph {path}: the file is truncated or corrupt "
+                              f"({type(e).__name__}); delete it and it is built again") from None
 
     def write_neighbours(self, key: str, arrays: dict, info: dict | None = None) -> None:
         """neighbours-<key>.npz (atomic), and a JSON summary beside it when ``info`` is given."""

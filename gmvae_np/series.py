@@ -15,6 +15,7 @@ when the scheduler's retries run out, the series ends with one line and ``--resu
 from __future__ import annotations
 
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -139,20 +140,19 @@ class _SeedLines:
 
 def _seed_task(settings: Settings, run_dir: str, graph_dir: str) -> dict:
     """One seed of a parallel series, in a worker: {"status": "done", "final": ...}, or {"status":
-    "interrupted"} when a signal stopped it (after a checkpoint, once training had started). It resumes
+    "interrupted", "signum": ...} when a signal stopped it (after a checkpoint, once training had started). It resumes
     when its folder holds a run: a seed begun by a worker that died, or one the series resumes."""
-    from .parallel import record_stop, stop_requested
+    from . import stops
 
-    if stop_requested():
-        return {"status": "interrupted"}
+    if stops.requested() is not None:   # a signal reached this worker before the task began
+        return {"status": "interrupted", "signum": stops.requested()}
     resume = RunDir(run_dir).has_run()
     out, err = _SeedLines(settings.seed, sys.stdout), _SeedLines(settings.seed, sys.stderr)
     print(f"{out.prefix}{'resuming ' if resume else ''}{run_dir}", flush=True)
     try:
         record = train_one(settings, Path(run_dir), resume, graph_dir=graph_dir, out=out, err=err)
     except TrainingInterrupted as e:
-        record_stop(e.signum)
-        return {"status": "interrupted"}
+        return {"status": "interrupted", "signum": e.signum}
     return {"status": "done", "final": final(record)}
 
 
@@ -165,19 +165,24 @@ def _parallel(experiment: str, base: Settings, seeds: list[int], root: Path, giv
     _say(f"== seeds {', '.join(map(str, seeds))}: {jobs or 'as many as the cluster takes'} at a time into {root}")
     try:
         results = run_tasks(_seed_task, tasks, jobs if jobs is not None else -1)
-        interrupted = False
+        signum, on_cluster = None, False
     except Interrupted as e:
-        results, interrupted = e.results, True
+        results, signum, on_cluster = e.results, e.signum, e.on_cluster
     except WorkerLost as e:
         print(f"error: {e}; the seeds that finished are kept; {resume_hint(experiment, root)}", file=sys.stderr,
               flush=True)
         return 2
     done = [seed for seed, r in zip(seeds, results) if r is not None and r["status"] == "done"]
-    if interrupted or len(done) < len(seeds):
-        print(f"interrupted: {len(done)} of {len(seeds)} seeds finished; the others stopped, those that had "
-              f"started training after saving a checkpoint; {resume_hint(experiment, root)}",
-              file=sys.stderr, flush=True)
-        return 130
+    if signum is None:   # this process got no signal, but a worker did (sent to it alone)
+        signum = next((r["signum"] for r in results if r is not None and r["status"] == "interrupted"), None)
+    if signum is not None:
+        others = ("the summary was not written; " if len(done) == len(seeds) else
+                  "the seeds training on the cluster's workers, which the signal does not reach, go on to their "
+                  "end, those not begun were cancelled; once they end, " if on_cluster else
+                  "the others stopped, those that had started training after saving a checkpoint; ")
+        print(f"{signal.Signals(signum).name} received: {len(done)} of {len(seeds)} seeds finished; {others}"
+              f"{resume_hint(experiment, root)}", file=sys.stderr, flush=True)
+        return 128 + int(signum)
     for seed, r in zip(seeds, results):
         finals[seed] = r["final"]
     return 0

@@ -25,7 +25,9 @@ One run, step by step (:class:`Trainer`):
 
 What a run writes, the lock that keeps a second process out, and what an I/O fault does: gmvae_np.rundir.
 
-Interruption and resume: SIGINT (Ctrl-C) and SIGTERM set a flag; the current step finishes, then
+Interruption and resume: with ``handle_signals``, SIGINT (Ctrl-C) and SIGTERM are recorded for the whole
+run (gmvae_np.stops owns the handler); the current step finishes -- or, when the signal came during an
+epoch's last step, its evaluation, its checkpoint or its figures, the epoch does -- then
 checkpoints/last.npz is written atomically with the model, Adam's state, the random state, the position
 (epoch, step within the epoch, and the random state from which the epoch's permutation was drawn) and
 the epoch's running sums, and :class:`TrainingInterrupted` is raised (the command line exits with 130 or
@@ -37,9 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -60,6 +60,7 @@ from .progress import TRAIN_KEYS, RunningSums, first_nonfinite, per_sample_terms
 from .rundir import METRICS, TIMING, RunDir, RunDirError, read_metrics, read_settings
 from .schedule import annealed_weights
 from .snapshot import snapshot_arrays
+from . import stops
 from .trainstate import SavedState, TrainingDiverged, TrainingInterrupted
 
 __all__ = ["train_step", "evaluation", "evaluate", "train", "Trainer", "TrainingInterrupted",
@@ -126,12 +127,15 @@ class Trainer(SavedState):
     resume          continue the run in ``run_dir`` from checkpoints/last.npz
     dataset         a Dataset to use instead of loading the one the settings name
     out, err        streams for the per-epoch summary lines and the live progress line / warnings
-    handle_signals  turn SIGINT/SIGTERM into a checkpoint and a clean stop (the command line sets it)
+    handle_signals  turn SIGINT/SIGTERM into a checkpoint and a clean stop (the command line sets it;
+                    gmvae_np.stops owns the handler)
     verbose         print the per-epoch summary lines
     graph_dir       where the neighbour graph (--neighbours) is looked up and kept: by default the run
                     directory; a run with restarts, or a series, gives its root so that all share one
     seeded_eval     draw each evaluation's noise from a generator seeded with the run's seed, not from the
                     training stream (the estimator's, so that its criterion is the ELBO its ``score`` computes)
+    threads_note    on resume, say so when the BLAS thread count differs from the checkpoint's (False: a
+                    restart screened in a worker on one thread and trained on here, in the same command)
 
     A Trainer without a run directory pickles (its streams are left behind): a restart screened in a worker
     process comes back whole, and :meth:`train_on` trains it on.
@@ -141,9 +145,10 @@ class Trainer(SavedState):
 
     def __init__(self, settings: Settings, run_dir=None, *, resume: bool = False, dataset: Dataset | None = None,
                  out=None, err=None, handle_signals: bool = False, verbose: bool = True, graph_dir=None,
-                 seeded_eval: bool = False):
+                 seeded_eval: bool = False, threads_note: bool = True):
         self.settings = settings.validate()
         self.seeded_eval = seeded_eval
+        self.threads_note = threads_note
         self.graph_dir = Path(graph_dir) if graph_dir is not None else None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = bool(resume)
@@ -152,7 +157,6 @@ class Trainer(SavedState):
         self.handle_signals = handle_signals
         self.verbose = verbose
         self.history: list[dict] = []
-        self._stop_signal = None
         if self.resume and self.run_dir is None:
             raise RunDirError("resume needs a run directory")
         self.rundir = RunDir(self.run_dir) if self.run_dir is not None else None
@@ -259,17 +263,19 @@ class Trainer(SavedState):
         return self.run()
 
     def run(self) -> dict:
-        """Train until ``settings.epochs``; return the last epoch's record (as in metrics.jsonl)."""
-        previous = self._install_signals()
-        try:
-            if self.rundir is not None:
-                self.rundir.lock()   # held since __init__; taken again by a second run()
-            return self._run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            if self.rundir is not None:
-                self.rundir.unlock()
+        """Train until ``settings.epochs``; return the last epoch's record (as in metrics.jsonl).
+
+        With ``handle_signals``, SIGINT and SIGTERM are deferred for the whole run (gmvae_np.stops): one
+        received at any moment -- a step, an evaluation, a checkpoint, the figures -- stops the run at the
+        next safe point, after a checkpoint, with :class:`TrainingInterrupted`."""
+        with stops.deferred() if self.handle_signals else contextlib.nullcontext():
+            try:
+                if self.rundir is not None:
+                    self.rundir.lock()   # held since __init__; taken again by a second run()
+                return self._run()
+            finally:
+                if self.rundir is not None:
+                    self.rundir.unlock()
 
     def _run(self) -> dict:
         s = self.settings
@@ -300,6 +306,8 @@ class Trainer(SavedState):
         record = done[-1] if done else {}
         while self.epoch <= s.epochs:
             record = self._train_epoch()
+            self._stop_after_epoch()
+        self._stop_after_epoch()   # a run that was complete already: a signal during its start
         return record
 
     def _train_epoch(self) -> dict:
@@ -316,7 +324,7 @@ class Trainer(SavedState):
         first_step = self.step_in_epoch
         tty = self.verbose and hasattr(self.err, "isatty") and self.err.isatty()
         for i, idx, y in epoch_batches(self.x_train, self.perm, B, b, start=first_step):
-            if self._stop_signal is not None:
+            if self._stop_requested():
                 self._interrupt(started)
             neighbours = None
             if self.graph is not None:   # one neighbour of each row, drawn after the batch's rows
@@ -382,8 +390,21 @@ class Trainer(SavedState):
                 f"{self.step_in_epoch} of {self.steps_per_epoch} ({every}){also}; {self._kept()}")
         return values
 
+    def _stop_requested(self) -> bool:
+        return self.handle_signals and stops.requested() is not None
+
+    def _stop_after_epoch(self) -> None:
+        """A signal that came during an epoch's last step, evaluation, checkpoint or figures: the epoch's
+        checkpoint is written (a run with a directory saves at the end of every epoch), so stop here."""
+        if not self._stop_requested():
+            return
+        done = self.epoch - 1
+        where = f"; checkpoint saved to {self.rundir.last}" if self.rundir is not None else ""
+        raise TrainingInterrupted(stops.requested(), self.run_dir, self.epoch, 0,
+                                  message=f"stopped after epoch {done}{where}")
+
     def _interrupt(self, started: float) -> None:
-        signum = self._stop_signal
+        signum = stops.requested()
         self._read_sums()  # never checkpoint a diverged state
         self.seconds += time.perf_counter() - started
         if self.rundir is not None:
@@ -427,17 +448,7 @@ class Trainer(SavedState):
                     self.x_eval, n), proba, self.epoch, self.y_eval, self.rng))
         return ev
 
-    # -- signals and figures --------------------------------------------------------------------------
-    def _on_signal(self, signum, frame):
-        if self._stop_signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop at once
-        self._stop_signal = signum
-
-    def _install_signals(self) -> dict:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return {}
-        return {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-
+    # -- figures -------------------------------------------------------------------------------------
     def draw(self) -> list:
         """Draw the run's figures (gmvae_np.plots); a failure prints one warning and training goes on."""
         try:

@@ -25,7 +25,7 @@ class TrainingInterrupted(Exception):
     """SIGINT or SIGTERM stopped training after a step; the state was saved to checkpoints/last.npz."""
 
     def __init__(self, signum: int, run_dir, epoch: int, step: int, message: str | None = None):
-        self.signum, self.run_dir, self.epoch, self.step = signum, run_dir, epoch, step
+        self.signum, self.run_dir, self.epoch, self.step, self.message = signum, run_dir, epoch, step, message
         name = signal.Signals(signum).name
         where = f"; checkpoint saved to {RunDir(run_dir).last}" if run_dir else ""
         super().__init__(f"{name} received: " + (message or f"stopped at epoch {epoch}, step {step}{where}"))
@@ -33,6 +33,10 @@ class TrainingInterrupted(Exception):
     @property
     def exit_code(self) -> int:
         return 128 + int(self.signum)
+
+    def __reduce__(self):
+        """Rebuilt from its fields: a restart stopped in a worker process comes back to the parent whole."""
+        return type(self), (self.signum, self.run_dir, self.epoch, self.step, self.message)
 
 
 class SavedState:
@@ -66,7 +70,7 @@ class SavedState:
     def _kept(self) -> str:
         if self.rundir is not None and self.rundir.last.is_file():
             return f"the last good checkpoint is kept in {self.rundir.last}; lower --lr and start a new run"
-        return "lower --lr and start a new run"
+        return "lower the learning rate (lr) and train again"   # in memory: the estimator, the library
 
     def _restore(self) -> None:
         from .checkpoint import load_checkpoint, restore
@@ -88,7 +92,7 @@ class SavedState:
             self.perm = rng.permutation(self.n_train)
         rng.set_state(ckpt.rng_state)
         then, now = pos.get("blas_threads"), self.blas_threads()
-        if then is not None and now is not None and then != now and self.backend.name != "cupy":
+        if self.threads_note and then is not None and now is not None and then != now and self.backend.name != "cupy":
             print(f"note: {self.run_dir} was trained with {then} BLAS thread(s) and resumes with {now}; the "
                   f"result will not be bit-identical to an uninterrupted run (OPENBLAS_NUM_THREADS={then} "
                   f"restores that)", file=self.err, flush=True)

@@ -339,3 +339,36 @@ def test_ctrl_c_stops_a_parallel_series_and_resume_finishes_it(tmp_path):
                                             ("cv", {}), ("mi", {"K": 4})])
 def test_each_variant_accepts_its_own_weights(variant, given):
     check_variant_flags(variant, given)   # returns quietly; the refusals are in the table above
+
+
+GRAPH_PRESETS = [name for name in EXPERIMENTS if name != "custom" and preset(name).neighbours]
+
+
+@pytest.mark.parametrize("experiment", GRAPH_PRESETS)
+@pytest.mark.parametrize("switch", [["--variant", "mi"], ["--neighbours", "0"]])
+def test_a_preset_with_a_graph_runs_with_the_graph_switched_off(tmp_path, capsys, experiment, switch):
+    """The preset's graph settings fall away with the graph: its default --neighbour-weight is never the
+    reason --variant mi or --neighbours 0 is refused. A weight the user gives is still refused."""
+    from test_data import write_idx_set
+
+    write_idx_set(tmp_path / "data", n_train=60, n_test=20)
+    small = ["--data-dir", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "20", "--hidden", "16",
+             "--Dx", "4", "--Dw", "2", "--no-plots"]
+    out = tmp_path / "run"
+    assert run(experiment, small + switch + ["--out", str(out)]) == 0, capsys.readouterr().err
+    stored = read_settings(out)
+    assert stored.neighbours == 0 and stored.neighbour_weight == 0 and not list(out.glob("neighbours-*"))
+    assert stored.variant == ("mi" if "mi" in switch else "cv")
+    assert code_of(experiment, small + switch + ["--neighbour-weight", "5", "--out", str(tmp_path / "r2")]) == 2
+    one_error_line(capsys, "--neighbour-weight")
+
+
+def test_a_preset_with_a_graph_still_builds_it_by_default(tmp_path):
+    from test_data import write_idx_set
+
+    assert GRAPH_PRESETS, "a preset turns the neighbour graph on"
+    write_idx_set(tmp_path / "data", n_train=60, n_test=20)
+    out = tmp_path / "run"
+    assert run(GRAPH_PRESETS[0], ["--data-dir", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "20",
+                                  "--hidden", "16", "--Dx", "4", "--Dw", "2", "--no-plots", "--out", str(out)]) == 0
+    assert read_settings(out).neighbours == preset(GRAPH_PRESETS[0]).neighbours and list(out.glob("neighbours-*.npz"))

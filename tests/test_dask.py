@@ -117,3 +117,37 @@ def test_when_the_retries_run_out_the_series_ends_in_one_line_and_resume_finishe
     assert not (tmp_path / "dask" / "summary.json").exists()
     assert run("spiral", ["--resume", str(tmp_path / "dask")]) == 0
     assert summary(tmp_path / "dask")["metrics"] == summary(tmp_path / "here")["metrics"]
+
+
+def test_sigterm_to_a_series_on_the_cluster_stops_the_command_and_resume_finishes_it(tmp_path, cluster):
+    """The signal reaches the command, not the cluster's workers: the command stops at once with 143 and
+    says so; the seeds under way train on to their end; --resume then finishes the series, to the table
+    of a series never stopped."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    root = tmp_path / "dask"
+    argv = TINY + ["--seeds", "1,2", "--dask", cluster.scheduler_address, "--out", str(root)]
+    # the command sends itself SIGTERM as it starts to wait for the cluster's results
+    code = ("import os, signal, distributed\n"
+            "gather = distributed.Client.gather\n"
+            "def first_signalled(self, *a, **k):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return gather(self, *a, **k)\n"
+            "distributed.Client.gather = first_signalled\n"
+            f"from gmvae_np.cli import main; main('spiral', {argv!r})")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"))
+    assert proc.returncode == 143, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "SIGTERM received" in last and "cluster's workers" in last and f"--resume {root}" in last, last
+    assert "Traceback" not in proc.stderr and not (root / "summary.json").exists()
+
+    assert run("spiral", TINY + ["--seeds", "1,2", "--out", str(tmp_path / "here")]) == 0
+    deadline = time.monotonic() + 300   # a seed still training on a worker holds its lock until it ends
+    while run("spiral", ["--resume", str(root), "--dask", cluster.scheduler_address]) != 0:
+        assert time.monotonic() < deadline, "the resumed series never finished"
+        time.sleep(0.5)
+    assert summary(root)["metrics"] == summary(tmp_path / "here")["metrics"]

@@ -353,3 +353,54 @@ def test_the_array_api_check_too():
     env = dict(os.environ, SCIPY_ARRAY_API="1", OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+# -- parameters and data that used to be accepted as nonsense ---------------------------------------------
+
+def test_more_clusters_than_rows_is_refused():
+    X = np.random.default_rng(0).normal(size=(3, 2))
+    with pytest.raises(ValueError, match="n_clusters=5 is more than the 3 samples of X"):
+        GMVAEClustering(n_clusters=5, epochs=1).fit(X)
+    assert GMVAEClustering(n_clusters=3, epochs=1, batch_size=3).fit(X).labels_.shape == (3,)
+
+
+@pytest.mark.parametrize("name", ["standardize", "mutual_neighbors"])
+@pytest.mark.parametrize("value", ["no", "False", 0, None])
+def test_a_switch_must_be_true_or_false(name, value):
+    X, _ = blobs(n_per=10)
+    with pytest.raises(ValueError, match=f"{name} must be True or False; got {value!r}"):
+        GMVAEClustering(n_clusters=3, epochs=1, **{name: value}).fit(X)
+
+
+@pytest.mark.parametrize("weight", [-5, float("nan"), float("inf"), "5", True])
+def test_neighbor_weight_is_checked_even_without_a_graph(weight):
+    X, _ = blobs(n_per=10)
+    with pytest.raises(ValueError, match="neighbor_weight must be a number >= 0"):
+        GMVAEClustering(n_clusters=3, epochs=1, n_neighbors=0, neighbor_weight=weight).fit(X)
+
+
+def test_values_too_large_for_the_model_are_refused_not_overflowed(recwarn):
+    X, _ = blobs(n_per=10)
+    with pytest.raises(ValueError, match="too large to standardise"):
+        GMVAEClustering(n_clusters=3, epochs=1).fit(X * 1e300)
+    with pytest.raises(ValueError, match="beyond what the model's float32 can hold"):
+        GMVAEClustering(n_clusters=3, epochs=1, standardize=False).fit(X * 1e300)
+    model = GMVAEClustering(n_clusters=3, epochs=1).fit(X)
+    with pytest.raises(ValueError, match="after the fitted scaling"):
+        model.predict(X * 1e300)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_diverged_fit_names_the_estimators_parameter_not_a_flag():
+    X, _ = blobs(n_per=10)
+    with np.errstate(all="ignore"), pytest.raises(RuntimeError) as info:   # Adam's steps overflow on purpose
+        GMVAEClustering(n_clusters=3, epochs=3, lr=1e5).fit(X)
+    text = str(info.value)
+    assert "became" in text and "lower the learning rate (lr)" in text and "--lr" not in text, text
+
+
+def test_complex_values_are_one_line():
+    X, _ = blobs(n_per=10)
+    with pytest.raises(ValueError) as info:
+        GMVAEClustering(n_clusters=3, epochs=1).fit(X.astype(complex))
+    assert "\n" not in str(info.value) and "split the real and imaginary parts" in str(info.value), str(info.value)

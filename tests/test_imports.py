@@ -32,6 +32,7 @@ LAYERS = {
     "gmvae_np.version": 10,
     "gmvae_np.atomic": 10,
     "gmvae_np.metrics": 10,
+    "gmvae_np.stops": 10,
     "gmvae_np.module": 11,
     "gmvae_np.layers": 12,
     "gmvae_np.optim": 12,
@@ -222,3 +223,14 @@ def test_the_reader_sees_every_kind_of_import(tmp_path):
     assert graph["autograd_lite.ops"] == {"autograd_lite.tensor", "autograd_lite.backend", "gmvae_np"}
     assert graph["autograd_lite"] == {"autograd_lite.tensor"}
     assert find_cycle(graph) == ["autograd_lite.tensor", "autograd_lite.ops", "autograd_lite.tensor"]
+
+
+def test_the_license_is_an_spdx_string_for_a_setuptools_that_reads_it():
+    """pyproject's license as a TOML table makes every install print a screen of deprecation warnings; the
+    SPDX string needs setuptools >= 77, which the build requires."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'^license = "MIT"$', text, re.M), "license must be the SPDX string \"MIT\""
+    required = re.search(r'^requires = \["setuptools>=(\d+)', text, re.M)
+    assert required and int(required.group(1)) >= 77, "the SPDX license needs setuptools >= 77"

@@ -461,3 +461,26 @@ def test_small_pieces_of_the_graph_are_joined_and_clusters_left_apart():
     assert normalized_clustering_accuracy(apart[:400], labels) < 0.5
     parts = spectral_partition(graph, 2, seed=0, points=x)
     assert normalized_clustering_accuracy(parts[:400], labels) == 1.0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random bytes"])
+def test_a_damaged_graph_file_at_resume_is_one_error_line(tmp_path, capsys, damage):
+    """A run with a graph, its graph file damaged, then --resume: one line naming the file and what to
+    do, exit 2; deleting the file, as the line says, rebuilds it and the run goes on."""
+    from gmvae_np.cli import run
+
+    out = tmp_path / "run"
+    argv = ["--n-per-arm", "20", "--batch-size", "25", "--no-plots", "--neighbours", "5", "--neighbour-weight", "5"]
+    assert run("spiral", argv + ["--epochs", "1", "--out", str(out)]) == 0
+    path = next(out.glob("neighbours-*.npz"))
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[:100], "empty": b"",
+                      "random bytes": np.random.default_rng(0).bytes(len(data))}[damage])
+    capsys.readouterr()
+    assert run("spiral", ["--resume", str(out), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: cannot read the neighbour graph {path}") and "delete it" in err, err
+    path.unlink()
+    assert run("spiral", ["--resume", str(out), "--epochs", "2"]) == 0
+    assert path.is_file() and len((out / "metrics.jsonl").read_text().splitlines()) == 2

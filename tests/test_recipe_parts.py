@@ -15,7 +15,7 @@ import pytest
 from blas import one_blas_thread
 
 import autograd_lite as ag
-from gmvae_np import elbo
+from gmvae_np import elbo, stops
 from gmvae_np.model import GMVAE
 from gmvae_np.presets import SettingsError
 from gmvae_np.pretrain import (autoencoder_loss, autoencoder_parameters, codes, fit_code_mixture,
@@ -240,18 +240,18 @@ def assert_resumes_bit_identically(s, tmp_path, stop_after, **trainer_kw):
     """Train ``s`` whole into tmp_path/whole; train it into tmp_path/cut, stopped by a signal before step
     ``stop_after`` + 1 (0: before the first), then resumed; both must end byte-equal."""
     quiet(s, tmp_path / "whole", **trainer_kw).run()
-    trainer = quiet(s, tmp_path / "cut", **trainer_kw)
+    trainer = quiet(s, tmp_path / "cut", handle_signals=True, **trainer_kw)
     original_loss, seen = trainer.model.loss, []
 
     def loss(y, *a, **k):
         seen.append(1)
         if len(seen) == stop_after:
-            trainer._stop_signal = signal.SIGTERM
+            stops.record(signal.SIGTERM)
         return original_loss(y, *a, **k)
 
     trainer.model.loss = loss
     if stop_after == 0:
-        trainer._stop_signal = signal.SIGINT
+        stops.record(signal.SIGINT)
     with pytest.raises(TrainingInterrupted):
         trainer.run()
     quiet(s, tmp_path / "cut", resume=True, **trainer_kw).run()

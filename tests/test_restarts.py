@@ -124,3 +124,22 @@ def test_a_parallel_series_with_restarts_gives_the_same_table(tmp_path):
         assert a["chosen"] == b["chosen"] and a["screened"] == b["screened"]
     summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "two")]
     assert summaries[0]["metrics"] == summaries[1]["metrics"]
+
+
+def test_restarts_screened_in_workers_then_trained_on_here_are_not_called_a_resume(tmp_path, capsys, monkeypatch):
+    """--restarts N --jobs N screens in workers on one BLAS thread each; the chosen restart then trains on
+    in this process, on its own thread count. That is one run of this command: no note about resuming
+    with another thread count. A real --resume with another count still says so."""
+    from gmvae_np import train as train_module
+
+    monkeypatch.setattr(train_module, "blas_threads", lambda: 2)   # this process; the workers keep 1
+    d = tmp_path / "run"
+    assert run("spiral", TINY + ["--restarts", "2", "--restart-epochs", "1", "--jobs", "2", "--out", str(d)]) == 0
+    err = capsys.readouterr().err
+    assert "BLAS thread" not in err and "bit-identical" not in err, err
+    chosen = json.loads((d / "restarts.json").read_text())["chosen"]
+    # the chosen run's checkpoint was last written here, with two threads: a resume with three is a change
+    monkeypatch.setattr(train_module, "blas_threads", lambda: 3)
+    assert run("spiral", ["--resume", str(d), "--epochs", "3"]) == 0
+    assert "trained with 2 BLAS thread(s) and resumes with 3" in capsys.readouterr().err
+    assert len(records(d / f"restart{chosen}")) == 3

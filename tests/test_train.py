@@ -23,6 +23,7 @@ from blas import one_blas_thread
 
 import autograd_lite as ag
 from gmvae_np import model as model_module
+from gmvae_np import stops
 from gmvae_np.checkpoint import CheckpointError, load_checkpoint
 from gmvae_np.data import Dataset
 from gmvae_np.presets import SettingsError, preset
@@ -195,7 +196,7 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.parametrize("stop_after", [0, 5, 12, 29])   # before any step, mid-epoch, at a boundary, later
 def test_interrupt_then_resume_is_bit_identical(tmp_path, uninterrupted, stop_after):
-    trainer = quiet(tiny(), tmp_path)
+    trainer = quiet(tiny(), tmp_path, handle_signals=True)
     original_loss = trainer.model.loss
     seen = []
 
@@ -203,12 +204,12 @@ def test_interrupt_then_resume_is_bit_identical(tmp_path, uninterrupted, stop_af
         if trainer.model.training:
             seen.append(1)
             if len(seen) == stop_after:
-                trainer._stop_signal = signal.SIGTERM   # what the signal handler does
+                stops.record(signal.SIGTERM)   # what the signal handler does
         return original_loss(y, *a, **k)
 
     trainer.model.loss = loss
     if stop_after == 0:
-        trainer._stop_signal = signal.SIGINT
+        stops.record(signal.SIGINT)
     with pytest.raises(TrainingInterrupted) as info:
         trainer.run()
     assert info.value.exit_code in (130, 143)

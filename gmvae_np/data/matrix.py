@@ -65,6 +65,10 @@ def _encode_labels(values, what: str) -> tuple[np.ndarray, list]:
             pass
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise DataError(f"{what}: labels contain NaN or infinite values; every sample needs a label")
+    if values.dtype.kind == "f" and not np.all(values == np.round(values)):
+        odd = values[values != np.round(values)][0]
+        raise DataError(f"{what}: the labels hold values that are not whole numbers (e.g. {odd:g}), so they are "
+                        f"not classes; give a column or file of class numbers or names")
     uniq, codes = np.unique(values, return_inverse=True)
     return codes.reshape(-1).astype(np.int64), [u.item() if hasattr(u, "item") else u for u in uniq]
 
@@ -89,18 +93,36 @@ def _load_array(path: Path, what: str, keys=("x", "X", "data"), label_keys=("y",
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         if isinstance(e, DataError):
             raise
-        raise DataError(f"{what}: {path} is not a readable .npz file ({type(e).__name__}: {e}); "
+        raise DataError(f"{what}: {path} is not a readable .npz file ({_why(e)}); "
                         f"save it again with numpy.savez") from None
     return x, labels
+
+
+def _why(e: Exception) -> str:
+    """Why NumPy could not read a file, in the user's terms (an object array is refused, never unpickled)."""
+    if "allow_pickle" in str(e):
+        return "it holds arrays of Python objects, which are never unpickled"
+    return f"{type(e).__name__}: {e}"
+
+
+NUMPY_MAGIC = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")   # a .npy header; a zip archive (.npz), empty or not
 
 
 def _load_npy(path: Path, what: str):
     """np.load without pickles: an ndarray for .npy, an NpzFile for .npz; unreadable -> DataError."""
     try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise DataError(f"{what}: {path} cannot be read ({e}); check its permissions") from None
+    if not head.startswith(NUMPY_MAGIC):
+        raise DataError(f"{what}: {path} is not a NumPy file: it begins with neither a .npy header nor a zip "
+                        f"archive's (.npz); save the matrix with numpy.save or numpy.savez")
+    try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{what}: {path} is not a readable {path.suffix or 'NumPy'} file "
-                        f"({type(e).__name__}: {e}); save it again with numpy.save or numpy.savez "
+                        f"({_why(e)}); save it again with numpy.save or numpy.savez "
                         f"(numeric arrays only)") from None
 
 
@@ -142,6 +164,8 @@ def load_matrix(path, labels=None, standardize: bool = True, name: str | None = 
     """
     p = Path(path).expanduser()
     what = name or p.stem
+    if p.is_dir():
+        raise DataError(f"{what}: {p} is a folder; give the path of a .npy, .npz or .csv file in it")
     if not p.is_file():
         raise DataError(f"{what}: {p} does not exist; check the path")
     y_raw = None
