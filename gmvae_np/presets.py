@@ -92,8 +92,8 @@ class Settings:
     experiment: str = _s("custom", "experiment name (used for the default run directory)", cli=False)
     dataset: str = _s("custom", "data set: spiral, mnist, fashion-mnist, svhn, cifar-10, cifar-100, "
                                 "stl-10, or custom (a matrix given with --data)")
-    data_dir: str | None = _s(None, "directory holding the data set's files (MNIST is fetched to a cache "
-                                    "when omitted)")
+    data_dir: str | None = _s(None, "directory holding the data set's files (MNIST and Fashion-MNIST are "
+                                    "fetched to a cache when omitted)")
     data: str | None = _s(None, "custom only: path of a .npy, .npz or .csv matrix, one sample per row")
     labels: str | None = _s(None, "custom only: true classes for evaluation: a .npy/.csv file, or a "
                                   "column of the matrix (index or CSV header name)")
