@@ -132,8 +132,10 @@ class Settings:
                                            "(cv variant; needs --neighbours)")
     neighbour_space: str = _s("pca", "where neighbours are measured: pca (the centred rows on their "
                                      "--neighbour-dims leading principal axes), deskew (single-channel images "
-                                     "straightened first, then the same PCA) or raw (the rows as they are)",
-                              choices=("pca", "deskew", "raw"))
+                                     "straightened first, then the same PCA), contrast (non-negative rows "
+                                     "square-rooted and each standardised first, then the same PCA) or raw "
+                                     "(the rows as they are)",
+                              choices=("pca", "deskew", "contrast", "raw"))
     neighbour_dims: int = _s(50, "with --neighbour-space pca or deskew: the number of principal axes")
     mutual_neighbours: bool = _s(False, "keep only mutual neighbours (j among i's k nearest and i among j's)",
                                  on="keep only mutual neighbours: j among i's k nearest and i among j's (a row "
