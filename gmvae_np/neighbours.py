@@ -242,7 +242,9 @@ def contrast(rows, backend="numpy"):
     root = xp.sqrt(rows)
     centred = root - xp.mean(root, axis=1, keepdims=True)
     scale = xp.sqrt(xp.mean(centred * centred, axis=1, keepdims=True))
-    return xp.where(scale > 0, centred / xp.where(scale > 0, scale, xp.ones_like(scale)), xp.zeros_like(centred))
+    # constant: decided by max == min, as gmvae_np.data.zscore does, not by a rounded mean's residue
+    varies = xp.max(root, axis=1, keepdims=True) > xp.min(root, axis=1, keepdims=True)
+    return xp.where(varies, centred / xp.where(varies, scale, xp.ones_like(scale)), xp.zeros_like(centred))
 
 
 def _non_negative(least: float) -> None:

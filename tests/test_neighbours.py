@@ -192,8 +192,8 @@ def test_contrast_takes_brightness_out_and_square_roots_the_pixels(backend):
     dimmer copy of it land on one point, a constant row on zeros."""
     b = get_backend(backend)
     rng = np.random.default_rng(3)
-    image = rng.uniform(size=16).astype(np.float32)
-    rows = np.stack([image, 0.25 * image, np.full(16, 0.5, np.float32), rng.uniform(size=16).astype(np.float32)])
+    image = rng.uniform(size=784).astype(np.float32)
+    rows = np.stack([image, 0.25 * image, np.full(784, 0.3, np.float32), rng.uniform(size=784).astype(np.float32)])
     got = np.asarray(b.to_numpy(contrast(b.asarray(rows), backend=b)))
     root = np.sqrt(rows[3].astype(np.float64))
     np.testing.assert_allclose(got[3], (root - root.mean()) / root.std(), rtol=1e-5, atol=1e-6)
