@@ -4,6 +4,8 @@ the graph's candidate spaces of a data set, measured on its training images befo
     python docs/make_figures.py --runs RUNS --tables     prints them with the rest (make_figures calls this)
     python docs/neighbour_study.py --spaces fashion-mnist   the graph's candidate spaces of a data set, measured
                                                             before any training (space_study)
+    python docs/neighbour_study.py --spaces fashion-mnist --clusters RUN_DIR   the classes in each of a run's
+                                                            clusters, on the test images (cluster_contents)
 
 Two kinds of run are read under RUNS:
 
@@ -313,20 +315,40 @@ def spectral_partition(indices: np.ndarray, counts: np.ndarray, labels: np.ndarr
     return hungarian_accuracy(found, labels), parts
 
 
-def cut_shares(run_dir: Path, graph_file: Path, x: np.ndarray, labels: np.ndarray, among=(4, 9)) -> tuple:
-    """Among the graph's edges whose two ends both carry a label in ``among``: the share whose ends the
-    run's clusters (its last checkpoint, on the rows x) put apart, and the share whose labels differ."""
+def run_clusters(run_dir: Path, x: np.ndarray) -> np.ndarray:
+    """The cluster (argmax of q(z|y)) of each row of x under a run's last checkpoint."""
     import autograd_lite as ag
     from gmvae_np.checkpoint import load_checkpoint, restore
     from gmvae_np.model import GMVAE, GMVAEConfig
 
-    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.npz")
+    ckpt = load_checkpoint(Path(run_dir) / "checkpoints" / "last.npz")
     model = GMVAE(GMVAEConfig.from_dict(ckpt.config["model"]))
     restore(ckpt, model)
     model.eval()
     with ag.no_grad():
-        clusters = np.concatenate([np.argmax(model.predict_proba(x[lo:lo + 2000]).numpy(), axis=1)
-                                   for lo in range(0, x.shape[0], 2000)])
+        return np.concatenate([np.argmax(model.predict_proba(x[lo:lo + 2000]).numpy(), axis=1)
+                               for lo in range(0, x.shape[0], 2000)])
+
+
+def cluster_contents(run_dir: Path, x: np.ndarray, labels: np.ndarray, names=None) -> str:
+    """One line per cluster of a run's last checkpoint on the rows x: its size and the classes holding more
+    than a tenth of it, largest first (``names``: a class's name by its label)."""
+    clusters = run_clusters(run_dir, x)
+    lines = []
+    for c in range(int(clusters.max()) + 1):
+        held = np.bincount(labels[clusters == c], minlength=int(labels.max()) + 1)
+        if not held.sum():
+            continue
+        parts = [f"{names[d] if names else d}: {held[d]:,}" for d in np.argsort(held, kind="stable")[::-1]
+                 if held[d] > 0.1 * held.sum()]
+        lines.append(f"- cluster {c}, {held.sum():,} rows: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def cut_shares(run_dir: Path, graph_file: Path, x: np.ndarray, labels: np.ndarray, among=(4, 9)) -> tuple:
+    """Among the graph's edges whose two ends both carry a label in ``among``: the share whose ends the
+    run's clusters (its last checkpoint, on the rows x) put apart, and the share whose labels differ."""
+    clusters = run_clusters(run_dir, x)
     with np.load(graph_file) as f:
         indices = f["indices"]
     inside = np.isin(labels, among)
@@ -340,6 +362,8 @@ def cut_shares(run_dir: Path, graph_file: Path, x: np.ndarray, labels: np.ndarra
 
 SPACES_COMMAND = "OMP_NUM_THREADS=1 python docs/neighbour_study.py --spaces fashion-mnist"
 """The command that prints the table of the graph's candidate spaces (docs/results.md, section 8)."""
+FASHION_CLASSES = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
+"""Fashion-MNIST's class names by label (Zalando's order)."""
 
 
 def standardised_images(x: np.ndarray) -> np.ndarray:
@@ -427,11 +451,16 @@ def main(argv=None) -> int:
     import sys
 
     parser = argparse.ArgumentParser(description="the neighbour graph's candidate spaces of a data set's training "
-                                                 "images: edges within one class, the graph's own partition")
+                                                 "images: edges within one class, the graph's own partition; or "
+                                                 "what the clusters of a run hold")
     parser.add_argument("--spaces", metavar="DATASET", required=True, help="the data set, e.g. fashion-mnist")
     parser.add_argument("--data-dir", default=None, help="where its files are (else the loader's own places)")
     parser.add_argument("--no-partition", action="store_true", help="skip the spectral partitions")
+    parser.add_argument("--clusters", metavar="RUN_DIR", default=None,
+                        help="instead of the spaces: the classes of the test images in each cluster of this run "
+                             "(trained on DATASET) at its last checkpoint")
     args = parser.parse_args(argv)
+    from gmvae_np.checkpoint import CheckpointError
     from gmvae_np.data import DataError, load_dataset
 
     try:
@@ -443,6 +472,15 @@ def main(argv=None) -> int:
         print(f"error: {args.spaces} has no labelled images; the study measures an image set's spaces", file=sys.stderr)
         return 2
     flat = data.flat()
+    if args.clusters is not None:
+        names = FASHION_CLASSES if data.name == "fashion-mnist" else None
+        try:
+            print(cluster_contents(Path(args.clusters), flat.x_test, flat.y_test, names))
+        except (CheckpointError, OSError, KeyError, ValueError) as e:
+            print(f"error: --clusters {args.clusters}: not a finished run of {args.spaces} ({e}); give a run "
+                  f"directory with checkpoints/last.npz".replace("\n", " "), file=sys.stderr)
+            return 2
+        return 0
     spaces = candidate_spaces(data.image_shape)
     print(space_table([]), flush=True)
     space_study(flat.x_train, flat.y_train, spaces, K=int(flat.y_train.max()) + 1,

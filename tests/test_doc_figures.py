@@ -221,12 +221,7 @@ def test_space_study_scores_a_separating_space_above_a_mixing_one(make_figures):
 def test_space_study_command_on_a_small_image_set(make_figures, tmp_path, capsys):
     """`python docs/neighbour_study.py --spaces fashion-mnist --data-dir DIR` measures every candidate space
     (the autoencoder's too) on the files given; a folder without them is one error line and exit code 2."""
-    import debs
-
-    folder = tmp_path / "fashion"
-    folder.mkdir()
-    for name, data in debs.fashion_files(n_train=40, n_test=10).items():
-        (folder / name).write_bytes(data)
+    folder = _fashion_folder(tmp_path)
     study = make_figures.neighbour_study
     assert study.main(["--spaces", "fashion-mnist", "--data-dir", str(folder), "--no-partition"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -236,3 +231,33 @@ def test_space_study_command_on_a_small_image_set(make_figures, tmp_path, capsys
     assert study.main(["--spaces", "fashion-mnist", "--data-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("error: Fashion-MNIST: data directory") and "does not exist" in err[0]
+
+
+def test_cluster_contents_counts_the_classes_of_each_cluster(make_figures, tmp_path, capsys):
+    """Each line: a cluster of the run's last checkpoint, its size, the classes above a tenth of it; the sizes
+    add up to the rows. A folder that is no run: one error line and exit code 2 from the command line."""
+    import re
+
+    study = make_figures.neighbour_study
+    _tiny_images(tmp_path / "run")
+    data = _tiny_image_data()
+    clusters = study.run_clusters(tmp_path / "run", data.x_test)
+    lines = study.cluster_contents(tmp_path / "run", data.x_test, data.y_test).splitlines()
+    sizes = [int(re.match(r"- cluster (\d+), (\d+) rows: ", ln).group(2)) for ln in lines]
+    assert sum(sizes) == 10 and len(lines) == len(set(clusters.tolist()))
+    first = int(re.match(r"- cluster (\d+)", lines[0]).group(1))
+    assert sizes[0] == int(np.sum(clusters == first))
+    assert study.main(["--spaces", "fashion-mnist", "--data-dir", str(_fashion_folder(tmp_path)),
+                       "--clusters", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --clusters {tmp_path / 'nowhere'}: not a finished run")
+
+
+def _fashion_folder(tmp_path: Path) -> Path:
+    import debs
+
+    folder = tmp_path / "fashion"
+    folder.mkdir(exist_ok=True)
+    for name, data in debs.fashion_files(n_train=40, n_test=10).items():
+        (folder / name).write_bytes(data)
+    return folder
