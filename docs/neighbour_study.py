@@ -1,6 +1,11 @@
-"""The tables and figures of the neighbour-graph study (docs/results.md, section 8), from run directories.
+"""The tables and figures of the neighbour-graph study (docs/results.md, section 8): from run directories, and
+the graph's candidate spaces of a data set, measured on its training images before any training.
 
     python docs/make_figures.py --runs RUNS --tables     prints them with the rest (make_figures calls this)
+    python docs/neighbour_study.py --spaces fashion-mnist   the graph's candidate spaces of a data set, measured
+                                                            before any training (space_study)
+    python docs/neighbour_study.py --spaces fashion-mnist --clusters RUN_DIR   the classes in each of a run's
+                                                            clusters, on the test images (cluster_contents)
 
 Two kinds of run are read under RUNS:
 
@@ -277,18 +282,26 @@ def graph_partition(graph_file: Path, labels: np.ndarray, K: int, seed: int = 0)
     symmetrised graph's normalised adjacency D^-1/2 A D^-1/2, rows normalised, then k-means (K restarts
     of scikit-learn's KMeans). Returns the Hungarian accuracy against ``labels`` and, per cluster, its
     classes holding more than a tenth of it: what the graph itself says the clusters are."""
+    from gmvae_np.neighbours import NeighbourGraph
+
+    with np.load(graph_file) as f:
+        graph = NeighbourGraph.from_arrays({k: f[k] for k in f.files}, where=str(graph_file))
+    return spectral_partition(graph.indices, graph.counts, labels, K, seed)
+
+
+def spectral_partition(indices: np.ndarray, counts: np.ndarray, labels: np.ndarray, K: int,
+                       seed: int = 0) -> tuple[float, list]:
+    """``graph_partition`` of a graph given by its arrays: ``indices`` (n, k), the first ``counts[i]`` of
+    row i its neighbours."""
     from scipy import sparse
     from scipy.sparse.linalg import eigsh
     from sklearn.cluster import KMeans
 
     from gmvae_np.metrics import hungarian_accuracy
-    from gmvae_np.neighbours import NeighbourGraph
 
-    with np.load(graph_file) as f:
-        graph = NeighbourGraph.from_arrays({k: f[k] for k in f.files}, where=str(graph_file))
-    n, k = graph.indices.shape
-    valid = (np.arange(k)[None, :] < graph.counts[:, None]).ravel()
-    rows, cols = np.repeat(np.arange(n), k)[valid], graph.indices.ravel()[valid]
+    n, k = indices.shape
+    valid = (np.arange(k)[None, :] < counts[:, None]).ravel()
+    rows, cols = np.repeat(np.arange(n), k)[valid], indices.ravel()[valid]
     A = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n))
     A = ((A + A.T) > 0).astype(np.float64)
     scale = sparse.diags(1.0 / np.sqrt(np.asarray(A.sum(axis=1)).ravel()))
@@ -297,25 +310,45 @@ def graph_partition(graph_file: Path, labels: np.ndarray, K: int, seed: int = 0)
     found = KMeans(K, n_init=10, random_state=seed).fit_predict(embedding)
     parts = []
     for c in range(K):
-        counts = np.bincount(labels[found == c], minlength=int(labels.max()) + 1)
-        parts.append({int(d): int(counts[d]) for d in np.argsort(counts)[::-1] if counts[d] > 0.1 * counts.sum()})
+        held = np.bincount(labels[found == c], minlength=int(labels.max()) + 1)
+        parts.append({int(d): int(held[d]) for d in np.argsort(held)[::-1] if held[d] > 0.1 * held.sum()})
     return hungarian_accuracy(found, labels), parts
+
+
+def run_clusters(run_dir: Path, x: np.ndarray) -> np.ndarray:
+    """The cluster (argmax of q(z|y)) of each row of x under a run's last checkpoint."""
+    import autograd_lite as ag
+    from gmvae_np.checkpoint import load_checkpoint, restore
+    from gmvae_np.model import GMVAE, GMVAEConfig
+
+    ckpt = load_checkpoint(Path(run_dir) / "checkpoints" / "last.npz")
+    model = GMVAE(GMVAEConfig.from_dict(ckpt.config["model"]))
+    restore(ckpt, model)
+    model.eval()
+    with ag.no_grad():
+        return np.concatenate([np.argmax(model.predict_proba(x[lo:lo + 2000]).numpy(), axis=1)
+                               for lo in range(0, x.shape[0], 2000)])
+
+
+def cluster_contents(run_dir: Path, x: np.ndarray, labels: np.ndarray, names=None) -> str:
+    """One line per cluster of a run's last checkpoint on the rows x: its size and the classes holding more
+    than a tenth of it, largest first (``names``: a class's name by its label)."""
+    clusters = run_clusters(run_dir, x)
+    lines = []
+    for c in range(int(clusters.max()) + 1):
+        held = np.bincount(labels[clusters == c], minlength=int(labels.max()) + 1)
+        if not held.sum():
+            continue
+        parts = [f"{names[d] if names else d}: {held[d]:,}" for d in np.argsort(held, kind="stable")[::-1]
+                 if held[d] > 0.1 * held.sum()]
+        lines.append(f"- cluster {c}, {held.sum():,} rows: " + ", ".join(parts))
+    return "\n".join(lines)
 
 
 def cut_shares(run_dir: Path, graph_file: Path, x: np.ndarray, labels: np.ndarray, among=(4, 9)) -> tuple:
     """Among the graph's edges whose two ends both carry a label in ``among``: the share whose ends the
     run's clusters (its last checkpoint, on the rows x) put apart, and the share whose labels differ."""
-    import autograd_lite as ag
-    from gmvae_np.checkpoint import load_checkpoint, restore
-    from gmvae_np.model import GMVAE, GMVAEConfig
-
-    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.npz")
-    model = GMVAE(GMVAEConfig.from_dict(ckpt.config["model"]))
-    restore(ckpt, model)
-    model.eval()
-    with ag.no_grad():
-        clusters = np.concatenate([np.argmax(model.predict_proba(x[lo:lo + 2000]).numpy(), axis=1)
-                                   for lo in range(0, x.shape[0], 2000)])
+    clusters = run_clusters(run_dir, x)
     with np.load(graph_file) as f:
         indices = f["indices"]
     inside = np.isin(labels, among)
@@ -323,3 +356,137 @@ def cut_shares(run_dir: Path, graph_file: Path, x: np.ndarray, labels: np.ndarra
     model_cut = (clusters[indices] != clusters[:, None]) & pairs
     label_cut = (labels[indices] != labels[:, None]) & pairs
     return float(model_cut.sum() / pairs.sum()), float(label_cut.sum() / pairs.sum())
+
+
+# -- the graph's space, measured before any training -------------------------------------------------------
+
+SPACES_COMMAND = "OMP_NUM_THREADS=1 python docs/neighbour_study.py --spaces fashion-mnist"
+"""The command that prints the table of the graph's candidate spaces (docs/results.md, section 8)."""
+FASHION_CLASSES = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
+"""Fashion-MNIST's class names by label (Zalando's order)."""
+
+
+def standardised_images(x: np.ndarray) -> np.ndarray:
+    """Each row (image) z-scored over its own pixels: its brightness and contrast taken out."""
+    from gmvae_np.data import zscore
+
+    return zscore(x, axis=1)
+
+
+def autoencoder_codes(x: np.ndarray, epochs: int = 5, Dx: int = 20, hidden: int = 500, seed: int = 0) -> np.ndarray:
+    """The mean codes E_q[x|y] of a short autoencoder trained with the project's engine: the recipe's fc
+    networks (``hidden`` wide, codes of ``Dx``), ``epochs`` epochs of gmvae_np.pretrain's loss, batches of
+    200 (all the rows when fewer), Adam at 1e-3; no label is read."""
+    from gmvae_np import GMVAE, GMVAEConfig
+    from gmvae_np.pretrain import codes, pretrain_autoencoder
+
+    model = GMVAE(GMVAEConfig(input_shape=(x.shape[1],), likelihood="bernoulli", K=10, Dx=Dx, Dw=10,
+                              hidden=hidden), backend="numpy", seed=seed)
+    rows = model.backend.asarray(x, dtype="float32")
+    pretrain_autoencoder(model, rows, epochs=epochs, batch_size=min(200, len(x)), lr=1e-3,
+                         rng=np.random.default_rng(seed))
+    return codes(model, rows)
+
+
+def candidate_spaces(image_shape) -> dict:
+    """caption -> (the flags that give the graph this space, or "" where the project has none, and a function
+    of the training rows x (n, D) returning them in the space). The rows are the pixels in [0, 1]."""
+    from gmvae_np.data import zscore
+    from gmvae_np.neighbours import embed
+
+    spaces = {f"pixels, PCA-{d}": (f"--neighbour-space pca --neighbour-dims {d}",
+                                   lambda x, d=d: embed(x, "pca", d)) for d in (10, 30, 50, 100)}
+    spaces["deskewed images, PCA-50"] = ("--neighbour-space deskew",
+                                         lambda x: embed(x, "deskew", 50, image_shape=image_shape))
+    spaces["pixels z-scored (each pixel over the images), PCA-50"] = ("", lambda x: embed(zscore(x, axis=0), "pca", 50))
+    spaces["each image standardised (over its pixels), PCA-50"] = ("", lambda x: embed(standardised_images(x), "pca", 50))
+    spaces["square root of the pixels, each image standardised, PCA-50"] = (
+        "--neighbour-space contrast", lambda x: embed(x, "contrast", 50))
+    spaces["autoencoder codes (Dx 20, 5 epochs, the project's engine)"] = ("", autoencoder_codes)
+    spaces["pixels as they are (784 dimensions)"] = ("--neighbour-space raw", lambda x: x)
+    return spaces
+
+
+def space_study(x: np.ndarray, labels: np.ndarray, spaces: dict, k: int = 10, K: int = 10,
+                partition: bool = True, out=None) -> list[dict]:
+    """For each space of ``spaces`` (caption -> (flags, function of x)): the exact k-NN graph of the rows
+    there, the share of its edges that join two rows of one label, and (``partition``) the Hungarian
+    accuracy of the graph's own spectral partition into K clusters (:func:`spectral_partition`). The
+    labels score the graph and decide nothing in it. One row per space, in the order given; ``out``, when
+    given, gets each row's line as it is measured."""
+    import time
+
+    from gmvae_np.neighbours import exact_knn
+
+    labels = np.asarray(labels)
+    rows = []
+    for caption, (flags, make) in spaces.items():
+        started = time.perf_counter()
+        z = np.asarray(make(x), dtype=np.float32)
+        indices = np.asarray(exact_knn(z, k))
+        seconds = time.perf_counter() - started
+        share = float(np.mean(labels[indices] == labels[:, None]))
+        row = {"space": caption, "flags": flags, "dims": int(z.shape[1]), "share": share, "seconds": seconds}
+        if partition:
+            row["partition"], row["parts"] = spectral_partition(indices, np.full(len(z), k), labels, K)
+        rows.append(row)
+        if out is not None:
+            print(space_table([row]).splitlines()[-1], file=out, flush=True)
+    return rows
+
+
+def space_table(rows: list[dict]) -> str:
+    """The rows of :func:`space_study` as a Markdown table."""
+    lines = ["| space | flags | dimensions | 10-NN edges within one class | the graph's own partition (Hungarian acc.) "
+             "| seconds (space and graph, one thread) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        part = f"{100 * r['partition']:.1f} %" if "partition" in r else ""
+        flags = f"`{r['flags']}`" if r["flags"] else "(none)"
+        lines.append(f"| {r['space']} | {flags} | {r['dims']} | {100 * r['share']:.1f} % | {part} | {r['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="the neighbour graph's candidate spaces of a data set's training "
+                                                 "images: edges within one class, the graph's own partition; or "
+                                                 "what the clusters of a run hold")
+    parser.add_argument("--spaces", metavar="DATASET", required=True, help="the data set, e.g. fashion-mnist")
+    parser.add_argument("--data-dir", default=None, help="where its files are (else the loader's own places)")
+    parser.add_argument("--no-partition", action="store_true", help="skip the spectral partitions")
+    parser.add_argument("--clusters", metavar="RUN_DIR", default=None,
+                        help="instead of the spaces: the classes of the test images in each cluster of this run "
+                             "(trained on DATASET) at its last checkpoint")
+    args = parser.parse_args(argv)
+    from gmvae_np.checkpoint import CheckpointError
+    from gmvae_np.data import DataError, load_dataset
+
+    try:
+        data = load_dataset(args.spaces, data_dir=args.data_dir)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if data.image_shape is None or data.y_train is None:
+        print(f"error: {args.spaces} has no labelled images; the study measures an image set's spaces", file=sys.stderr)
+        return 2
+    flat = data.flat()
+    if args.clusters is not None:
+        names = FASHION_CLASSES if data.name == "fashion-mnist" else None
+        try:
+            print(cluster_contents(Path(args.clusters), flat.x_test, flat.y_test, names))
+        except (CheckpointError, OSError, KeyError, ValueError) as e:
+            print(f"error: --clusters {args.clusters}: not a finished run of {args.spaces} ({e}); give a run "
+                  f"directory with checkpoints/last.npz".replace("\n", " "), file=sys.stderr)
+            return 2
+        return 0
+    spaces = candidate_spaces(data.image_shape)
+    print(space_table([]), flush=True)
+    space_study(flat.x_train, flat.y_train, spaces, K=int(flat.y_train.max()) + 1,
+                partition=not args.no_partition, out=sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,8 @@
-"""Tests for gmvae_np.data: the spiral, file parsers, the MNIST fetch, and every DataError path.
+"""Tests for gmvae_np.data: the spiral, file parsers, the MNIST and Fashion-MNIST fetches, and every
+DataError path.
 
-All files are small ones written here under tmp_path; the real MNIST download is one test marked slow.
+All files are small ones written here under tmp_path (the Debian packages by tests/debs.py); the real
+MNIST and Fashion-MNIST downloads are two tests marked slow.
 """
 import gzip
 import hashlib
@@ -10,10 +12,13 @@ import shutil
 import struct
 import subprocess
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
+
+import debs
 
 from gmvae_np.data import mnist
 from gmvae_np.data import (DATASETS, DataError, Dataset, load_cifar10, load_cifar100, load_dataset,
@@ -22,9 +27,20 @@ from gmvae_np.data import (DATASETS, DataError, Dataset, load_cifar10, load_cifa
 
 
 @pytest.fixture(autouse=True)
-def _cache_in_tmp(tmp_path, monkeypatch):
-    """Downloads and caches go under tmp_path only."""
+def _cache_in_tmp(tmp_path, monkeypatch, request):
+    """Downloads and caches go under tmp_path only; an installed Fashion-MNIST package is not seen, and
+    apt-get is never run (but by the slow test of the real download)."""
     monkeypatch.setenv("GMVAE_NP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist, "FASHION_DEB_DIR", tmp_path / "no-installed-package")
+    if "slow" not in request.keywords:
+        monkeypatch.setattr(mnist, "_apt_download", _apt_not_in_tests)
+
+
+_REAL_APT_DOWNLOAD = mnist._apt_download
+
+
+def _apt_not_in_tests(package, dest):
+    raise AssertionError(f"a test ran apt-get download {package}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -208,8 +224,6 @@ def test_fashion_missing_files_say_where_to_get_them(tmp_path):
     assert "\n" not in msg
     with pytest.raises(DataError, match="does not exist"):
         load_fashion_mnist(tmp_path / "nowhere")
-    with pytest.raises(DataError, match="--data-dir"):
-        load_dataset("fashion-mnist")
 
 
 def test_mnist_data_dir_partial_or_empty(tmp_path):
@@ -363,6 +377,200 @@ def test_real_mnist_fetch():
     assert d.x_train.shape == (60000, 1, 28, 28) and d.x_test.shape == (10000, 1, 28, 28)
     assert d.x_train.min() == 0.0 and d.x_train.max() == 1.0
     np.testing.assert_array_equal(np.bincount(d.y_test)[:3], [980, 1135, 1032])
+
+
+# --------------------------------------------------------------------------------------------------
+# Fashion-MNIST: the installed package's folder, the cache, and the .deb fetched with apt-get download
+# --------------------------------------------------------------------------------------------------
+
+def _apt_that_writes(deb: bytes, calls: list, name: str = debs.DEB_NAME):
+    """An apt-get download that leaves the given .deb in its folder, as the real one does."""
+    def fake(package, dest):
+        calls.append(package)
+        (Path(dest) / name).write_bytes(deb)
+    return fake
+
+
+def _put(folder: Path, files: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def _first_image(files: dict) -> np.ndarray:
+    raw = gzip.decompress(files[debs.IDX_NAMES[0]])
+    return np.frombuffer(raw, dtype=np.uint8, offset=16, count=784).reshape(28, 28) / np.float32(255)
+
+
+def test_fashion_sources_in_order(tmp_path, monkeypatch):
+    """--data-dir when given; else the installed package's folder; else the cache; apt-get is not run."""
+    given, installed, cached = (debs.fashion_files(seed=s) for s in (1, 2, 3))
+    _put(tmp_path / "given", given)
+    _put(tmp_path / "installed", installed)
+    _put(tmp_path / "cache" / "fashion-mnist", cached)
+    monkeypatch.setattr(mnist, "FASHION_DEB_DIR", tmp_path / "installed")
+    for files, d in ((given, load_fashion_mnist(tmp_path / "given")), (installed, load_dataset("fashion-mnist"))):
+        np.testing.assert_array_equal(d.x_train[0, 0], _first_image(files))
+    (tmp_path / "installed" / debs.IDX_NAMES[3]).unlink()          # an incomplete folder is passed over
+    d = load_dataset("fashion-mnist")
+    assert d.extra["source"] == str(tmp_path / "cache" / "fashion-mnist")
+    np.testing.assert_array_equal(d.x_train[0, 0], _first_image(cached))
+    assert d.x_train.shape == (8, 1, 28, 28) and d.x_test.shape == (4, 1, 28, 28)
+
+
+@pytest.mark.parametrize("compression", ["xz", "gz", ""])
+def test_fashion_fetch_reads_the_deb_checks_and_caches(compression, tmp_path, monkeypatch, capsys):
+    files = debs.fashion_files()
+    deb = debs.deb_bytes(files, compression)
+    calls = []
+    monkeypatch.setattr(mnist, "FASHION_IDX_SHA256", debs.content_sums(files))
+    monkeypatch.setattr(mnist, "_apt_download", _apt_that_writes(deb, calls))
+    d = load_dataset("fashion-mnist")
+    assert calls == ["dataset-fashion-mnist"]
+    assert d.name == "fashion-mnist" and d.x_train.shape == (8, 1, 28, 28) and d.x_test.shape == (4, 1, 28, 28)
+    np.testing.assert_array_equal(d.y_train, np.arange(8) % 10)
+    np.testing.assert_array_equal(d.x_train[0, 0], _first_image(files))
+    folder = tmp_path / "cache" / "fashion-mnist"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)       # the four files, no temporaries
+    assert all((folder / name).read_bytes() == data for name, data in files.items())
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dataset-fashion-mnist 9.9-1" in err and str(folder) in err
+    assert hashlib.sha256(deb).hexdigest() in err and "another build than the known" in err
+    load_fashion_mnist()                                                   # from the cache: no second fetch
+    assert calls == ["dataset-fashion-mnist"]
+    shutil.rmtree(folder)
+    monkeypatch.setattr(mnist, "FASHION_DEB_SHA256", hashlib.sha256(deb).hexdigest())
+    load_fashion_mnist()
+    assert "the known .deb" in capsys.readouterr().err and len(calls) == 2
+
+
+def _without(files: dict, name: str) -> dict:
+    return {k: v for k, v in files.items() if k != name}
+
+
+FILES = debs.fashion_files()
+DEB = debs.deb_bytes(FILES)
+
+
+@pytest.mark.parametrize("deb, message", [
+    (debs.deb_bytes(debs.fashion_files(seed=5)), r"train-images-idx3-ubyte\.gz in .* holds data with SHA-256 "
+                                                 r"[0-9a-f]{64}, expected [0-9a-f]{64} \(Zalando's release\)"),
+    (b"<html>not found</html>", r"is not a Debian package \(ar archive\): it does not start with !<arch>"),
+    (DEB[:-10], r"is truncated \(\d+ of \d+ bytes\)"),
+    (DEB[:8] + b"debian-binary   garbage", "a member header at byte 8 is cut short or damaged"),
+    (debs.deb_bytes(_without(FILES, "t10k-labels-idx1-ubyte.gz")),
+     r"has no /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte\.gz; the package changed"),
+    (debs.deb_bytes(FILES, data_member="data.tar.xz", data=b"not a tar"), "is not a readable tar archive"),
+    (debs.ar_bytes([("debian-binary", b"2.0\n")]), "has no data.tar member"),
+    (debs.deb_bytes(dict(FILES, **{"t10k-images-idx3-ubyte.gz": b"not gzip"})),
+     r"t10k-images-idx3-ubyte\.gz in .* cannot be read"),
+], ids=["other-images", "not-ar", "truncated", "bad-header", "file-missing", "data-not-tar", "no-data",
+        "file-not-gzip"])
+def test_fashion_fetch_refuses_what_is_not_the_release(deb, message, tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist, "FASHION_IDX_SHA256", debs.content_sums(FILES))
+    monkeypatch.setattr(mnist, "_apt_download", _apt_that_writes(deb, []))
+    with pytest.raises(DataError, match=message) as e:
+        load_fashion_mnist()
+    assert "\n" not in str(e.value) and "apt-get install dataset-fashion-mnist" in str(e.value)
+    assert not (tmp_path / "cache" / "fashion-mnist").exists()               # nothing half-written
+
+
+def test_fashion_deb_with_zstd_is_read_through_dpkg_deb(tmp_path, monkeypatch):
+    """data.tar.zst (Ubuntu's compression, which tarfile reads only from Python 3.14): dpkg-deb unpacks."""
+    seen = []
+
+    def fake_run(cmd, **kw):
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=debs.tar_bytes(
+            {debs.PREFIX + n: b for n, b in FILES.items()}, ""), stderr=b"")
+
+    monkeypatch.setattr(mnist, "FASHION_IDX_SHA256", debs.content_sums(FILES))
+    monkeypatch.setattr(mnist, "_apt_download", _apt_that_writes(
+        debs.deb_bytes(FILES, data_member="data.tar.zst", data=b"\x28\xb5\x2f\xfd not really zstd"), []))
+    monkeypatch.setattr(mnist.subprocess, "run", fake_run)
+    assert load_fashion_mnist().x_train.shape == (8, 1, 28, 28)
+    assert seen[0][:2] == ["dpkg-deb", "--fsys-tarfile"] and seen[0][2].endswith(debs.DEB_NAME)
+    shutil.rmtree(tmp_path / "cache" / "fashion-mnist")
+    monkeypatch.setattr(mnist.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 2, stdout=b"", stderr=b"dpkg-deb: error: unknown compression\n"))
+    with pytest.raises(DataError, match=r"`dpkg-deb --fsys-tarfile .*` failed \(dpkg-deb: error: unknown"):
+        load_fashion_mnist()
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
+def test_fashion_deb_built_by_dpkg_deb_is_read(tmp_path, monkeypatch):
+    """The ar and tar reader against the real tool's output: a package built with dpkg-deb --build."""
+    root = tmp_path / "pkg"
+    _put(root / "usr" / "share" / "datasets" / "fashion-mnist", FILES)
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN" / "control").write_text("Package: dataset-fashion-mnist\nVersion: 9.9-1\nArchitecture: all\n"
+                                              "Maintainer: Test <test@example.org>\nDescription: test\n")
+    deb = tmp_path / debs.DEB_NAME
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(deb)],
+                   check=True, capture_output=True, timeout=120)
+    monkeypatch.setattr(mnist, "FASHION_IDX_SHA256", debs.content_sums(FILES))
+    monkeypatch.setattr(mnist, "_apt_download", _apt_that_writes(deb.read_bytes(), []))
+    d = load_fashion_mnist()
+    np.testing.assert_array_equal(d.x_train[0, 0], _first_image(FILES))
+
+
+def test_fashion_without_apt_get_names_the_command(monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(mnist.shutil, "which", lambda name: None if name == "apt-get" else real_which(name))
+    with pytest.raises(DataError) as e:
+        load_dataset("fashion-mnist")
+    msg = str(e.value)
+    assert "no apt-get to fetch them" in msg and "\n" not in msg
+    assert "`git clone --depth 1 https://github.com/zalandoresearch/fashion-mnist`" in msg
+    assert "--data-dir fashion-mnist/data/fashion" in msg
+
+
+def test_apt_get_failure_reports_last_line(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run(cmd, **kw):
+        seen.update(cmd=cmd, cwd=kw.get("cwd"))
+        return subprocess.CompletedProcess(cmd, 100, stdout="", stderr=(
+            "Reading package lists...\nE: Unable to locate package dataset-fashion-mnist\n"))
+
+    monkeypatch.setattr(mnist, "_apt_download", _REAL_APT_DOWNLOAD)
+    monkeypatch.setattr(mnist.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(mnist.subprocess, "run", fake_run)
+    with pytest.raises(DataError, match=r"`apt-get download dataset-fashion-mnist` failed \(E: Unable to locate "
+                                        r"package dataset-fashion-mnist\); install the package"):
+        load_fashion_mnist()
+    assert seen["cmd"] == ["apt-get", "download", "dataset-fashion-mnist"] and seen["cwd"]
+
+    def no_apt(cmd, **kw):
+        raise FileNotFoundError(2, "No such file or directory", cmd[0])
+
+    monkeypatch.setattr(mnist.subprocess, "run", no_apt)
+    with pytest.raises(DataError, match="could not run apt-get to fetch dataset-fashion-mnist"):
+        load_fashion_mnist()
+    monkeypatch.setattr(mnist, "_apt_download", lambda package, dest: None)   # success, but no file
+    with pytest.raises(DataError, match="apt-get reported success but left no dataset-fashion-mnist .deb"):
+        load_fashion_mnist()
+
+
+def test_fashion_cache_that_cannot_be_written(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("GMVAE_NP_CACHE", str(tmp_path / "a-file"))
+    monkeypatch.setattr(mnist, "FASHION_IDX_SHA256", debs.content_sums(FILES))
+    monkeypatch.setattr(mnist, "_apt_download", _apt_that_writes(DEB, []))
+    with pytest.raises(DataError, match=r"cannot write the cache folder .*a-file/fashion-mnist .*GMVAE_NP_CACHE"):
+        load_fashion_mnist()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
+def test_real_fashion_mnist_fetch(capsys):
+    d = load_fashion_mnist()  # GMVAE_NP_CACHE points into tmp_path: this runs apt-get download
+    assert "(SHA-256 " + mnist.FASHION_DEB_SHA256 + ", the known .deb" in capsys.readouterr().err
+    assert d.x_train.shape == (60000, 1, 28, 28) and d.x_test.shape == (10000, 1, 28, 28)
+    np.testing.assert_array_equal(np.bincount(d.y_train), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(d.y_test), [1000] * 10)
+    np.testing.assert_array_equal(d.y_train[:5], [9, 0, 0, 3, 0])   # ankle boot, T-shirt, T-shirt, dress, T-shirt
 
 
 # --------------------------------------------------------------------------------------------------

@@ -197,3 +197,67 @@ def test_spiral_curves_keep_an_evaluation_every_25_epochs_and_the_last(make_figu
     assert [m["epoch"] for m in sparse.metrics if "eval" in m] == [25, 50, 60]
     assert all("train" in m for m in sparse.metrics) and len(sparse.metrics) == 60
     assert all("eval" in m for m in run.metrics), "the run read from disk must be left as it was"
+
+
+# -- the graph's candidate spaces (docs/neighbour_study.py, space_study) -----------------------------------
+
+def test_space_study_scores_a_separating_space_above_a_mixing_one(make_figures):
+    """Two classes told apart by the first column only: the graph in that column joins each row to its own
+    class and its partition finds them; the graph in the noise columns does neither."""
+    study = make_figures.neighbour_study
+    rng = np.random.default_rng(0)
+    labels = np.arange(120) % 2
+    x = np.concatenate([10.0 * labels[:, None] + rng.normal(size=(120, 1)), rng.normal(size=(120, 6))], axis=1)
+    rows = study.space_study(x, labels, {"signal": ("--flag", lambda x: x[:, :1]), "noise": ("", lambda x: x[:, 1:])},
+                             k=5, K=2)
+    signal, noise = rows
+    assert signal["share"] == 1.0 and signal["partition"] == 1.0 and signal["dims"] == 1
+    assert 0.3 < noise["share"] < 0.7 and noise["partition"] < 0.75 and noise["dims"] == 6
+    table = study.space_table(rows).splitlines()
+    assert len(table) == 4 and "| signal | `--flag` | 1 | 100.0 % | 100.0 % |" in table[2]
+    assert "| noise | (none) | 6 |" in table[3]
+
+
+def test_space_study_command_on_a_small_image_set(make_figures, tmp_path, capsys):
+    """`python docs/neighbour_study.py --spaces fashion-mnist --data-dir DIR` measures every candidate space
+    (the autoencoder's too) on the files given; a folder without them is one error line and exit code 2."""
+    folder = _fashion_folder(tmp_path)
+    study = make_figures.neighbour_study
+    assert study.main(["--spaces", "fashion-mnist", "--data-dir", str(folder), "--no-partition"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    spaces = study.candidate_spaces((1, 28, 28))
+    assert len(lines) == 2 + len(spaces) and [ln.split(" | ")[0][2:] for ln in lines[2:]] == list(spaces)
+    assert all(0.0 <= float(ln.split(" | ")[3].rstrip(" %")) <= 100.0 for ln in lines[2:])
+    assert study.main(["--spaces", "fashion-mnist", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: Fashion-MNIST: data directory") and "does not exist" in err[0]
+
+
+def test_cluster_contents_counts_the_classes_of_each_cluster(make_figures, tmp_path, capsys):
+    """Each line: a cluster of the run's last checkpoint, its size, the classes above a tenth of it; the sizes
+    add up to the rows. A folder that is no run: one error line and exit code 2 from the command line."""
+    import re
+
+    study = make_figures.neighbour_study
+    _tiny_images(tmp_path / "run")
+    data = _tiny_image_data()
+    clusters = study.run_clusters(tmp_path / "run", data.x_test)
+    lines = study.cluster_contents(tmp_path / "run", data.x_test, data.y_test).splitlines()
+    sizes = [int(re.match(r"- cluster (\d+), (\d+) rows: ", ln).group(2)) for ln in lines]
+    assert sum(sizes) == 10 and len(lines) == len(set(clusters.tolist()))
+    first = int(re.match(r"- cluster (\d+)", lines[0]).group(1))
+    assert sizes[0] == int(np.sum(clusters == first))
+    assert study.main(["--spaces", "fashion-mnist", "--data-dir", str(_fashion_folder(tmp_path)),
+                       "--clusters", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --clusters {tmp_path / 'nowhere'}: not a finished run")
+
+
+def _fashion_folder(tmp_path: Path) -> Path:
+    import debs
+
+    folder = tmp_path / "fashion"
+    folder.mkdir(exist_ok=True)
+    for name, data in debs.fashion_files(n_train=40, n_test=10).items():
+        (folder / name).write_bytes(data)
+    return folder

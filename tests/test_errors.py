@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 import autograd_lite as ag
+import debs
 from autograd_lite.backend import BackendError
 from gmvae_np.data import mnist as data_module
 from gmvae_np.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -176,6 +177,58 @@ def tripwire_pickle(monkeypatch) -> None:
 
     monkeypatch.setattr(data_module.pickle, "load", refuse)
     monkeypatch.setattr(data_module.pickle, "loads", refuse)
+
+
+# -- Fashion-MNIST without files: the fetch's refusals, with apt-get faked ----------------------------
+
+REAL_APT_DOWNLOAD = data_module._apt_download
+
+
+@pytest.fixture(autouse=True)
+def _no_fashion_anywhere(tmp_path, monkeypatch):
+    """Every case sees an empty cache under tmp_path and no installed Fashion-MNIST package, and runs no
+    apt-get unless its fault supplies one."""
+    monkeypatch.setenv("GMVAE_NP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data_module, "FASHION_DEB_DIR", tmp_path / "no-installed-package")
+
+    def refuse(package, dest):
+        raise AssertionError(f"a test ran apt-get download {package}")
+
+    monkeypatch.setattr(data_module, "_apt_download", refuse)
+
+
+def no_apt_get(monkeypatch) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(data_module.shutil, "which", lambda name: None if name == "apt-get" else real_which(name))
+
+
+def apt_get_fails(monkeypatch) -> None:
+    """apt-get is there, and answers as it does on a system whose package lists lack the package."""
+    monkeypatch.setattr(data_module, "_apt_download", REAL_APT_DOWNLOAD)   # it runs subprocess.run, faked here
+    monkeypatch.setattr(data_module.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(data_module.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 100, stdout="", stderr="E: Unable to locate package dataset-fashion-mnist\n"))
+
+
+def apt_gets(deb: bytes, known_files: dict | None = None) -> Callable[[object], None]:
+    """apt-get download leaves ``deb``; known_files' contents are declared Zalando's (default: the real sums)."""
+    def fault(monkeypatch) -> None:
+        monkeypatch.setattr(data_module.shutil, "which", lambda name: "/usr/bin/" + name)
+        monkeypatch.setattr(data_module, "_apt_download",
+                            lambda package, dest: (Path(dest) / debs.DEB_NAME).write_bytes(deb))
+        if known_files is not None:
+            monkeypatch.setattr(data_module, "FASHION_IDX_SHA256", debs.content_sums(known_files))
+    return fault
+
+
+def cache_under_proc(monkeypatch) -> None:
+    apt_gets(debs.deb_bytes(debs.fashion_files()), debs.fashion_files())(monkeypatch)
+    monkeypatch.setenv("GMVAE_NP_CACHE", "/proc/gmvae-np-cache")
+
+
+def fashion_fetch(tmp: Path, runs: dict) -> list:
+    """The Fashion-MNIST experiment with no --data-dir: the loader looks for the files itself."""
+    return ["--epochs", "1", "--no-plots", "--out", str(tmp / "out")]
 
 
 # -- the table ---------------------------------------------------------------------------------------
@@ -330,6 +383,24 @@ CASES = [
          lambda tmp, runs: load_dataset("stl-10", tmp / "empty"), DataError),
     Case("mnist-some-idx-files", "mnist_fc", data_dir(lambda tmp: idx_set(tmp / "mn", only=IDX_NAMES[1:])),
          "train-images-idx3-ubyte.gz missing", lambda tmp, runs: load_dataset("mnist", tmp / "mn"), DataError),
+
+    Case("fashion-nowhere-without-apt-get", "fashion_mnist_fc", fashion_fetch,
+         "and no apt-get to fetch them; run `git clone --depth 1 https://github.com/zalandoresearch/fashion-mnist`",
+         lambda tmp, runs: load_dataset("fashion-mnist"), DataError, no_apt_get),
+    Case("fashion-apt-get-download-fails", "fashion_mnist_fc", fashion_fetch,
+         "`apt-get download dataset-fashion-mnist` failed (E: Unable to locate package dataset-fashion-mnist); "
+         "install the package (sudo apt-get install dataset-fashion-mnist)",
+         lambda tmp, runs: load_dataset("fashion-mnist"), DataError, apt_get_fails),
+    Case("fashion-deb-other-images", "fashion_mnist_fc", fashion_fetch,
+         "train-images-idx3-ubyte.gz in dataset-fashion-mnist_9.9-1_all.deb holds data with SHA-256",
+         lambda tmp, runs: load_dataset("fashion-mnist"), DataError,
+         apt_gets(debs.deb_bytes(debs.fashion_files()))),
+    Case("fashion-deb-not-a-package", "fashion_mnist", fashion_fetch,
+         "is not a Debian package (ar archive): it does not start with !<arch>",
+         lambda tmp, runs: load_dataset("fashion-mnist"), DataError, apt_gets(b"<html>404</html>")),
+    Case("fashion-cache-not-writable", "fashion_mnist_fc", fashion_fetch,
+         "cannot write the cache folder /proc/gmvae-np-cache/fashion-mnist",
+         lambda tmp, runs: load_dataset("fashion-mnist"), DataError, cache_under_proc),
 
     # -- truncated or corrupt data files ----------------------------------------------------------
     Case("idx-gzip-truncated", "fashion_mnist_fc", data_dir(cut_gzip), "is truncated or corrupt (gzip",

@@ -59,6 +59,8 @@ RECIPES = {
                                       epochs=30, restarts=4)),
     "mnist_graph": ("mnist_fc", dict(K=10, Dx=20, Dw=10, hidden=500, balance=100.0, batch_size=200, lr=1e-3,
                                      epochs=20, neighbours=10, neighbour_weight=50.0, neighbour_space="deskew")),
+    "fashion_mnist_graph": ("fashion_mnist_fc", dict(Dx=20, Dw=10, hidden=500, balance=100.0, batch_size=200,
+                                                     lr=1e-3, epochs=20, neighbours=10, neighbour_weight=50.0)),
 }
 
 

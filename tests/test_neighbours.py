@@ -22,8 +22,8 @@ from autograd_lite.backend import get_backend
 from gmvae_np import elbo
 from gmvae_np.data import Dataset
 from gmvae_np.model import GMVAE, GMVAEConfig
-from gmvae_np.neighbours import (GraphError, NeighbourGraph, build_graph, deskew, embed, exact_knn, fingerprint,
-                                 graph_for, graph_key, graph_key_of, mutual_graph, sample_neighbours)
+from gmvae_np.neighbours import (GraphError, NeighbourGraph, build_graph, contrast, deskew, embed, exact_knn,
+                                 fingerprint, graph_for, graph_key, graph_key_of, mutual_graph, sample_neighbours)
 from gmvae_np.presets import SettingsError, preset
 from gmvae_np.rundir import RunDir
 from test_model import TINY, _noise, gradcheck_objective
@@ -184,6 +184,40 @@ def test_the_deskew_space_needs_single_channel_images():
         graph_for(x, 3, "deskew", 5, False)            # refused before anything is built
     pca, straight = (graph_for(x, 3, space, 5, False, image_shape=(4, 4))[0] for space in ("pca", "deskew"))
     assert graph_key_of(pca) != graph_key_of(straight)            # two graphs, kept under two names
+
+
+@pytest.mark.parametrize("backend", ["numpy", "strict"])
+def test_contrast_takes_brightness_out_and_square_roots_the_pixels(backend):
+    """contrast(rows) = (sqrt(rows) - their mean) / their standard deviation, row by row: an image and a
+    dimmer copy of it land on one point, a constant row on zeros."""
+    b = get_backend(backend)
+    rng = np.random.default_rng(3)
+    image = rng.uniform(size=784).astype(np.float32)
+    rows = np.stack([image, 0.25 * image, np.full(784, 0.3, np.float32), rng.uniform(size=784).astype(np.float32)])
+    got = np.asarray(b.to_numpy(contrast(b.asarray(rows), backend=b)))
+    root = np.sqrt(rows[3].astype(np.float64))
+    np.testing.assert_allclose(got[3], (root - root.mean()) / root.std(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[1], got[0], atol=1e-5)
+    np.testing.assert_array_equal(got[2], 0.0)
+    np.testing.assert_allclose(got[[0, 1, 3]].mean(axis=1), 0.0, atol=1e-6)
+    np.testing.assert_allclose(got[[0, 1, 3]].std(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_contrast_space_makes_a_dimmer_copy_the_nearest_neighbour():
+    """Ten images and their copies at 30 % brightness: in the pixels' PCA a dim copy sits among the other dim
+    copies, in the contrast space beside its own image; negative rows are refused before anything is built."""
+    rng = np.random.default_rng(4)
+    images = rng.uniform(size=(10, 36)).astype(np.float32)
+    x = np.concatenate([images, 0.3 * images])
+    own = np.concatenate([np.arange(10, 20), np.arange(10)])
+    pca = build_graph(x, 1, "pca", 8, err=io.StringIO())
+    straight = build_graph(x, 1, "contrast", 8, err=io.StringIO())
+    assert np.mean(pca.indices[:, 0] == own) < 0.5
+    np.testing.assert_array_equal(straight.indices[:, 0], own)
+    assert straight.space == "contrast" and "contrast-normalised" in straight.describe()
+    with pytest.raises(GraphError, match=r"the contrast neighbour space takes square roots, but these rows hold "
+                                         r"values down to -1.*use --neighbour-space pca"):
+        graph_for(x - 1.5, 1, "contrast", 8, False)
 
 
 def test_agreement_counts_the_edges_within_a_class():
@@ -347,6 +381,10 @@ def test_the_command_line_refuses_bad_neighbour_flags_in_one_line(tmp_path, caps
                           "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs single-channel images" in err
+    assert run("spiral", ["--neighbours", "5", "--neighbour-weight", "3", "--neighbour-space", "contrast",
+                          "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the contrast neighbour space takes square roots" in err
 
 
 def _tiny_rows() -> Dataset:

