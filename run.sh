@@ -30,7 +30,7 @@ setup_env() {
         PY="$here/.venv/bin/python"
     fi
     # Install (or refresh) the project when it is not importable from this environment.
-    if ! "$PY" -c 'import autograd_lite, gmvae_np, hypothesis, array_api_strict, pytest, sklearn, threadpoolctl, distributed' >/dev/null 2>&1; then
+    if ! "$PY" -c 'import autograd_lite, gmvae_np, hypothesis, array_api_strict, pytest, sklearn, threadpoolctl, distributed, genieclust' >/dev/null 2>&1; then
         echo "run.sh: installing gmvae-np and its test dependencies into $(dirname "$(dirname "$PY")")" >&2
         "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
         "$PY" -m pip install --quiet -e ".[test]"

@@ -5,6 +5,7 @@
     python benchmarks/battery.py --root DIR --set balance=10           the estimator with other settings
     python benchmarks/battery.py --root DIR --jobs 2 --json out.json   two fits at a time; every score kept
     python benchmarks/battery.py --root DIR --figure docs/figures/battery.png --page docs/gallery.md
+    python benchmarks/battery.py --sizes 1000,5000,20000               what a default fit costs as n grows
 
 The suite (M. Gagolewski, "A framework for benchmarking clustering algorithms", SoftwareX 20:101270, 2022;
 github.com/gagolews/clustering-data-v1) holds batteries of labelled sets: ``ROOT/<battery>/<set>.data.gz``
@@ -247,6 +248,21 @@ def write_page(page: Path, table: str) -> None:
     page.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
 
 
+def fit_seconds(sizes, seed: int = 0) -> list:
+    """[(n, CPU seconds of GMVAEClustering().fit, epochs)] on n rows of four 2-D Gaussian blobs, for each n."""
+    from sklearn.datasets import make_blobs
+
+    from gmvae_np import GMVAEClustering
+
+    out = []
+    for n in sizes:
+        X, _ = make_blobs(n_samples=n, centers=4, random_state=seed)
+        start = time.process_time()
+        model = GMVAEClustering(n_clusters=4, random_state=seed).fit(X)
+        out.append((n, time.process_time() - start, model.n_iter_))
+    return out
+
+
 def _value(text: str):
     for cast in (int, float):
         try:
@@ -259,7 +275,7 @@ def _value(text: str):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", required=True, type=Path, help="a folder in the suite's layout")
+    p.add_argument("--root", type=Path, help="a folder in the suite's layout (needed but with --sizes)")
     p.add_argument("--sets", default="", help="comma-separated battery/set names (default: all)")
     p.add_argument("--max-n", type=int, default=5000, help="leave out sets with more points (0: keep all)")
     p.add_argument("--methods", default=",".join((GMVAE,) + BASELINES),
@@ -271,6 +287,8 @@ def parse_args(argv=None):
     p.add_argument("--json", type=Path, help="write every score, time and label here")
     p.add_argument("--figure", type=Path, help="draw the hard sets coloured by the GMVAE's clusters")
     p.add_argument("--page", type=Path, help="rewrite the table between the battery markers of this page")
+    p.add_argument("--sizes", default="", help="instead of the suite: CPU seconds of a default fit on N rows "
+                                               "of 2-D blobs for each N of a comma-separated list")
     a = p.parse_args(argv)
     params = {}
     for item in a.set:
@@ -278,6 +296,8 @@ def parse_args(argv=None):
             p.error(f"--set {item!r}: write NAME=VALUE, e.g. --set balance=10")
         k, v = item.split("=", 1)
         params[k.strip()] = _value(v.strip())
+    if a.root is None and not a.sizes:
+        p.error("--root is needed: a folder in the suite's layout, e.g. --root ../shared/battery")
     a.params = params
     a.methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     unknown = [m for m in a.methods if m not in (GMVAE,) + BASELINES]
@@ -290,6 +310,16 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     a = parse_args(argv)
+    if a.sizes:
+        try:
+            sizes = [int(v) for v in a.sizes.split(",")]
+        except ValueError:
+            print(f"battery: --sizes {a.sizes!r}: give whole numbers of rows, e.g. --sizes 1000,5000", file=sys.stderr)
+            return 2
+        print("| rows | fit (CPU s) | epochs |\n|---|---|---|")
+        for n, seconds, epochs in fit_seconds(sizes, a.seed):
+            print(f"| {n:,} | {seconds:.1f} | {epochs} |", flush=True)
+        return 0
     try:
         if "Genie" in a.methods:
             try:

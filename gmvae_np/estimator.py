@@ -70,7 +70,7 @@ import autograd_lite as ag
 
 from .data import Dataset
 from .elbo import LIKELIHOODS
-from .presets import Settings
+from .presets import TABLE, Settings, table_settings
 from .restarts import best_of_n
 from .train import evaluate, evaluation
 
@@ -106,26 +106,15 @@ def _as_array(X):
         return None
 
 
-AUTO_STEPS = 2000
-"""epochs="auto" trains for about this many Adam steps: ceil(AUTO_STEPS / steps per epoch) epochs, at
-least AUTO_EPOCHS[0] and at most AUTO_EPOCHS[1]."""
-AUTO_EPOCHS = (10, 1000)
-SCREEN_FRACTION = 5
-"""With n_init > 1 each restart trains for epochs / SCREEN_FRACTION epochs (at least AUTO_EPOCHS[0]) before
-one is kept: the spiral's screening, 100 of 500 epochs, is the length that let the criterion read more
-than noise there (docs/studies.md)."""
 EVAL_BATCH = 500
 """Rows per evaluation batch, as training's evaluations of a fully connected model (Settings.eval_batch)."""
 
 
-def _auto_epochs(n_rows: int, batch) -> int:
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        return AUTO_EPOCHS[0]  # the batch size is refused when the settings are validated
-    steps = max(1, n_rows // batch)
-    return int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], math.ceil(AUTO_STEPS / steps))))
+INITS = ("graph", "mixture", "random")
+"""What ``init`` may be: the start from the neighbour graph's partition, from a Gaussian mixture of the
+pretrained codes (gmvae_np.pretrain), or none (the networks as initialised)."""
 
-
-SHARED_SCALE = 10.0
+SHARED_SCALE = 4.0
 """standardize="auto" keeps the columns' relative scale when the 90th percentile of their ranges is at most
 this many times the 10th (pixels, coordinates, measurements in one unit), and z-scores each column otherwise."""
 
@@ -209,14 +198,16 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     verbose     print one summary line per epoch
     """
 
-    def __init__(self, n_clusters: int = 8, *, variant: str = "cv", epochs="auto", batch_size: int = 64,
-                 lr: float = 1e-3, hidden: int = 64, Dx: int = 16, Dw: int = 8, alpha: float = 1.0,
-                 eta: float = 1.0, lam: float = 0.5, balance: float = 0.0, balance_floor: float = 0.0,
-                 n_neighbors: int = 0, fourier_features=0, fourier_scale: float = 3.0,
-                 neighbor_weight: float = 20.0, mutual_neighbors: bool = False, mc: int = 1, likelihood: str = "gaussian",
-                 standardize: bool = True, init: str = "random", init_epochs="auto", n_init: int = 1,
-                 n_jobs=None, random_state=None,
-                 dtype: str = "float32", backend: str = "numpy", verbose: bool = False):
+    def __init__(self, n_clusters: int = TABLE["K"], *, variant: str = "cv", epochs="auto",
+                 batch_size: int = TABLE["batch_size"], lr: float = TABLE["lr"], hidden: int = TABLE["hidden"],
+                 Dx: int = TABLE["Dx"], Dw: int = TABLE["Dw"], alpha: float = TABLE["alpha"],
+                 eta: float = TABLE["eta"], lam: float = 0.5, balance: float = TABLE["balance"],
+                 balance_floor: float = TABLE["balance_floor"], n_neighbors: int = TABLE["neighbours"],
+                 neighbor_weight: float = TABLE["neighbour_weight"], mutual_neighbors: bool = False,
+                 fourier_features="auto", fourier_scale: float = TABLE["fourier_scale"], mc: int = 1,
+                 likelihood: str = "gaussian", standardize="auto", init: str = TABLE["start"],
+                 init_epochs="auto", n_init: int = 1, n_jobs=None, random_state=None, dtype: str = "float32",
+                 backend: str = "numpy", verbose: bool = False):
         self.n_clusters = n_clusters
         self.variant = variant
         self.epochs = epochs
@@ -295,9 +286,11 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.likelihood == "bernoulli" and self.standardize is True:
             raise ValueError("standardize=True would move values out of [0, 1]; pass standardize=False with "
                              "likelihood='bernoulli'")
-        for name in ("standardize", "mutual_neighbors"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        if not (isinstance(self.standardize, (bool, np.bool_)) or (isinstance(self.standardize, str)
+                                                                   and self.standardize == "auto")):
+            raise ValueError(f"standardize must be True, False or 'auto'; got {self.standardize!r}")
+        if not isinstance(self.mutual_neighbors, (bool, np.bool_)):
+            raise ValueError(f"mutual_neighbors must be True or False; got {self.mutual_neighbors!r}")
         w = self.neighbor_weight
         if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
             raise ValueError(f"neighbor_weight must be a number >= 0; got {w!r}")
@@ -310,43 +303,42 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
         resolve_jobs(self.n_jobs, 1)
 
-    def _settings(self, n_rows: int, seed: int, n_init: int = 1) -> Settings:
-        batch = self.batch_size
-        if isinstance(batch, int) and not isinstance(batch, bool) and batch > n_rows:
-            batch = n_rows  # a batch larger than the data is clipped (scikit-learn's MLP does the same)
-        epochs = self.epochs
-        if isinstance(epochs, str) and epochs == "auto":
-            epochs = _auto_epochs(n_rows, batch)
+    def _settings(self, n_rows: int, n_features: int, seed: int, n_init: int = 1) -> Settings:
         K = self.n_clusters
         if isinstance(K, numbers.Integral) and not isinstance(K, bool):
             K = max(2, int(K))  # one cluster: two components reported together (module docstring)
-        k = self.n_neighbors
-        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
-            k = min(int(k), n_rows - 1)   # as many as there are other rows, at most
-        graph = dict(neighbours=k, neighbour_weight=self.neighbor_weight,
-                     mutual_neighbours=self.mutual_neighbors) if k else {}
-        start = {}
-        if self.init in ("graph", "mixture"):
-            pre = self.init_epochs
-            if isinstance(pre, str) and pre == "auto":
-                pre = _auto_epochs(n_rows, batch) // 2 if isinstance(epochs, int) else 1
-            start = dict(pretrain_epochs=pre, start=self.init)
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}; got {self.init!r}")
+        # the start: init's default (the graph's partition) falls away where there is no graph; one given stays
+        start = dict(pretrain_epochs=self.init_epochs) if self.init == TABLE["start"] else dict(
+            start=self.init, pretrain_epochs=self.init_epochs) if self.init != "random" else dict(
+            start="mixture", pretrain_epochs=0)
+        graph = dict(neighbours=self.n_neighbors, neighbour_weight=self.neighbor_weight,
+                     mutual_neighbours=self.mutual_neighbors)
+        if self.variant == "mi" and self.n_neighbors == TABLE["neighbours"] \
+                and self.neighbor_weight == TABLE["neighbour_weight"]:
+            graph["neighbours"] = 0   # the graph's defaults fall away with the q(z|y) it needs; given ones are refused
+        table = table_settings(
+            n_rows, n_features, K=K, Dx=self.Dx, Dw=self.Dw, hidden=self.hidden, variant=self.variant,
+            alpha=self.alpha, eta=self.eta, lam=self.lam, balance=self.balance, balance_floor=self.balance_floor,
+            **graph, fourier_features=self.fourier_features,
+            fourier_scale=self.fourier_scale, mc=self.mc, epochs=self.epochs, batch_size=self.batch_size,
+            lr=self.lr, **start)
+        epochs = table["epochs"]
         try:
             return Settings(
-                experiment="estimator", dataset="array", arch="fc", likelihood=self.likelihood,
-                K=K, Dx=self.Dx, Dw=self.Dw, hidden=self.hidden, variant=self.variant,
-                alpha=self.alpha, eta=self.eta, lam=self.lam, balance=self.balance,
-                balance_floor=self.balance_floor, fourier_features=self.fourier_features,
-                fourier_scale=self.fourier_scale, mc=self.mc, epochs=epochs,
-                batch_size=batch, lr=self.lr, seed=seed, dtype=self.dtype, backend=self.backend,
-                eval_every=epochs if isinstance(epochs, int) and epochs > 0 else 1, restarts=n_init,
-                restart_epochs=max(AUTO_EPOCHS[0], math.ceil(epochs / SCREEN_FRACTION)) if isinstance(
-                    epochs, int) and not isinstance(epochs, bool) and epochs > 0 else 1,
-                select_by="eval_elbo", log_every=0, plots=False, **graph, **start).validate()
+                experiment="estimator", dataset="array", arch="fc", likelihood=self.likelihood, seed=seed,
+                dtype=self.dtype, backend=self.backend, restarts=n_init, select_by="eval_elbo", log_every=0,
+                plots=False, eval_every=epochs if isinstance(epochs, int) and epochs > 0 else 1,
+                **table).validate()
         except ValueError as e:
             # the settings speak in command-line flags; name the estimator's parameters instead
-            msg = str(e).replace("--K", "n_clusters").replace("--batch-size", "batch_size")
-            msg = msg.replace("--neighbour-weight", "neighbor_weight").replace("--neighbours", "n_neighbors")
+            msg = str(e)
+            for flag_name, param in (("--K", "n_clusters"), ("--batch-size", "batch_size"),
+                                     ("--neighbour-weight", "neighbor_weight"), ("--neighbours", "n_neighbors"),
+                                     ("--pretrain-epochs", "init_epochs"), ("--start", "init"),
+                                     ("--mutual-neighbours", "mutual_neighbors")):
+                msg = msg.replace(flag_name, param)
             raise ValueError(msg.replace("--", "")) from None
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
@@ -357,7 +349,7 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         """Train on the rows of X (y is ignored: clustering is unsupervised). Returns self."""
         self._check_params()
         X = self._check_X(X, fitting=True)
-        settings = self._settings(X.shape[0], _base_seed(self.random_state), self.n_init)
+        settings = self._settings(X.shape[0], X.shape[1], _base_seed(self.random_state), self.n_init)
         mean, scale = scaling(X, False if self.likelihood == "bernoulli" else self.standardize)
         data = Dataset(name="X", x_train=(X - mean) / scale, likelihood=self.likelihood)
         best = best_of_n(settings, None, n_jobs=self.n_jobs, dataset=data, verbose=bool(self.verbose),

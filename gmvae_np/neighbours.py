@@ -413,10 +413,13 @@ def spectral_partition(graph: NeighbourGraph, K: int, seed: int = 0, points=None
 
     if not 2 <= K <= graph.n:
         raise GraphError(f"spectral_partition: K must be from 2 to the {graph.n} rows; got {K}")
+    if K == graph.n:
+        return np.arange(K, dtype=np.int64)      # as many parts as rows: each row its own
     import warnings
 
     with warnings.catch_warnings():      # a graph in several pieces embeds them on their own axes: wanted here
         warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", "k >= N", RuntimeWarning)   # a few rows: SciPy's dense eigh instead
         A = adjacency(graph) if points is None else connect(adjacency(graph), points, graph.n // (4 * K))
         V = spectral_embedding(A, n_components=K, drop_first=False, random_state=seed)
     _, _, pivots = qr(V.T, pivoting=True)

@@ -68,6 +68,7 @@ copy; ``Settings.from_dict(d)`` to read one back from a run directory's config.j
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from .config import check_model_fields
@@ -354,6 +355,72 @@ needs, in the command line's words). A preset's own default of such a setting fa
 (:func:`preset`): ``mnist_graph --variant mi`` or ``--neighbours 0`` drops the graph's weight, and then the
 graph. A flag the user gives for a feature that is off is refused (gmvae_np.cli.check_given_flags)."""
 _OFF = {f.name: f.default for f in dataclasses.fields(Settings)}
+
+
+# -- a table of the user's own: one set of defaults for GMVAEClustering and ./run.sh custom -----------------
+TABLE = dict(K=8, Dx=16, Dw=8, hidden=64, alpha=1.0, eta=1.0, batch_size=64, lr=1e-3, balance=20.0,
+             balance_floor=0.1, neighbours=10, neighbour_weight=20.0, start="graph", fourier_scale=3.0)
+"""The settings a table is clustered with, unless given (docs/gallery.md measures them on the benchmark
+suite): a narrow network; the neighbour graph of the rows (10 nearest), whose term asks each row and a
+neighbour for one cluster; the start from the graph's own partition; and the balance term's floor, which
+keeps every cluster above 0.3/K of a batch without asking for equal sizes."""
+AUTO_STEPS = 2000
+"""epochs "auto" trains for about this many Adam steps: ceil(AUTO_STEPS / steps per epoch) epochs, at
+least AUTO_EPOCHS[0] and at most AUTO_EPOCHS[1] (a table of 150 rows is seen a thousand times, one of
+100,000 ten times); the graph start pretrains for half as many."""
+AUTO_EPOCHS = (10, 1000)
+SCREEN_FRACTION = 5
+"""With restarts each one trains for epochs / SCREEN_FRACTION epochs (at least AUTO_EPOCHS[0]) before one
+is kept: the spiral's screening, 100 of 500 epochs, is the length that let the criterion read more than
+noise there (docs/studies.md)."""
+FOURIER_COLUMNS, FOURIER_FEATURES = 3, 32
+"""fourier_features "auto": 32 sinusoids for rows of at most 3 columns (points in the plane or in space,
+whose clusters are shapes a ReLU network is slow to draw), none for wider rows."""
+
+
+def auto_epochs(n_rows: int, batch) -> int:
+    """The epochs of about AUTO_STEPS steps of ``batch`` rows over ``n_rows`` rows (AUTO_EPOCHS bounds them)."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        return AUTO_EPOCHS[0]  # the batch size is refused when the settings are validated
+    steps = max(1, n_rows // batch)
+    return int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], math.ceil(AUTO_STEPS / steps))))
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def table_settings(n_rows: int, n_features: int, **given) -> dict:
+    """TABLE, the given settings over it, and the settings that follow from the data's size, as one dict of
+    Settings fields: what GMVAEClustering trains with and what ``./run.sh custom`` trains with.
+
+    "auto" (or absent) ``epochs`` and ``pretrain_epochs``: about AUTO_STEPS steps, and half as many for the
+    start (0 pretraining epochs: no start, the networks as initialised); ``batch_size`` and ``neighbours`` clipped to the rows there are; ``fourier_features``
+    "auto": FOURIER_FEATURES for rows of at most FOURIER_COLUMNS columns; ``restart_epochs`` a fifth of
+    the epochs. The graph's settings fall away where there is no graph to use: ``neighbours`` 0 takes its
+    term's weight with it, and the start from the graph (unless given) becomes the start from a mixture
+    of the codes there and with the mi variant, which has no q(z|y) to teach. Values that are not what they should be are left for Settings.validate to
+    refuse in its own words.
+    """
+    s = {**TABLE, **{k: v for k, v in given.items() if v is not None}}
+    if _whole(s["batch_size"]) and s["batch_size"] > n_rows:
+        s["batch_size"] = n_rows          # a batch larger than the data is clipped (as scikit-learn's MLP)
+    if s.get("epochs", "auto") == "auto":
+        s["epochs"] = auto_epochs(n_rows, s["batch_size"])
+    if _whole(s["neighbours"]):
+        s["neighbours"] = min(s["neighbours"], n_rows - 1)   # as many as there are other rows, at most
+    if s["neighbours"] == 0:
+        s.update(neighbour_weight=0.0, mutual_neighbours=False)
+    no_graph = s["neighbours"] == 0 or s.get("variant", "cv") == "mi"
+    if s["start"] == "graph" and no_graph and "start" not in given:
+        s["start"] = "mixture"
+    if s.get("fourier_features", "auto") == "auto":
+        s["fourier_features"] = FOURIER_FEATURES if n_features <= FOURIER_COLUMNS else 0
+    if s.get("pretrain_epochs", "auto") == "auto":
+        s["pretrain_epochs"] = max(1, auto_epochs(n_rows, s["batch_size"]) // 2)
+    if _whole(s["epochs"]) and s["epochs"] > 0 and "restart_epochs" not in given:
+        s["restart_epochs"] = max(AUTO_EPOCHS[0], math.ceil(s["epochs"] / SCREEN_FRACTION))
+    return s
 
 
 def preset(name: str, **changes) -> Settings:

@@ -93,7 +93,7 @@ def pretrain_autoencoder(model, x_train, *, epochs: int, batch_size: int, lr: fl
             losses.append(loss.detach().data)
         total = float(b.to_numpy(xp.mean(xp.stack(losses))))
         if not math.isfinite(total):
-            raise FloatingPointError(f"autoencoder pretraining diverged (loss {total}); lower --lr")
+            raise FloatingPointError(f"autoencoder pretraining diverged: its loss became {total}")
     for p in model.parameters():
         p.grad = None
     return total
@@ -104,8 +104,9 @@ def codes(model, x, batch_size: int = 500) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
-        parts = [model.backend.to_numpy(model.encode(x[i:i + batch_size])["x_mean"].data)
-                 for i in range(0, int(x.shape[0]), batch_size)]
+        n = int(x.shape[0])
+        parts = [model.backend.to_numpy(model.encode(x[i:min(i + batch_size, n), ...])["x_mean"].data)
+                 for i in range(0, n, batch_size)]
     finally:
         model.train(was_training)
     return np.concatenate(parts).astype(np.float64)
@@ -118,8 +119,9 @@ def code_noise(model, x, batch_size: int = 500) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
-        parts = [np.exp(model.backend.to_numpy(model.encode(x[i:i + batch_size])["x_logvar"].data).astype(np.float64))
-                 for i in range(0, int(x.shape[0]), batch_size)]
+        n = int(x.shape[0])
+        parts = [np.exp(model.backend.to_numpy(model.encode(x[i:min(i + batch_size, n), ...])["x_logvar"].data)
+                        .astype(np.float64)) for i in range(0, n, batch_size)]
     finally:
         model.train(was_training)
     return np.concatenate(parts).mean(axis=0)

@@ -213,7 +213,9 @@ class Trainer(SavedState):
                 self.pretrained = pretrain_and_initialise(self.model, self.x_train, s, self.rng, x_eval=self.x_eval,
                                                           y_eval=self.y_eval, graph=self.neighbour_graph)
             except FloatingPointError as e:
-                raise TrainingDiverged(f"training stopped: {e}") from None
+                advice = ("lower --lr and start a new run" if self.rundir is not None
+                          else "lower the learning rate (lr) and train again")   # the estimator, the library
+                raise TrainingDiverged(f"training stopped: {e}; {advice}") from None
             self.seconds += self.pretrained["seconds"]
 
     def _setup_graph(self, data) -> None:

@@ -9,10 +9,12 @@ another order), which the suite's order-invariance checks (rtol 1e-7) would coun
 import io
 import os
 import pickle
+import re
 import subprocess
 import sys
 
 import joblib
+
 import numpy as np
 import pytest
 from blas import one_blas_thread
@@ -59,7 +61,27 @@ def test_fit_clusters_separated_blobs(fitted):
     assert model.n_features_in_ == 5 and model.n_iter_ == 15 and len(model.history_) == 15
     assert model.history_[-1]["train"]["neg_elbo"] < model.history_[0]["train"]["neg_elbo"]
     np.testing.assert_allclose(model.mean_, X.mean(axis=0))
-    np.testing.assert_allclose(model.scale_, X.std(axis=0))
+    # standardize="auto": the blobs' columns share a scale (their ranges within a factor of 4), so one scale
+    np.testing.assert_allclose(model.scale_, np.full(5, np.sqrt(np.mean(X.std(axis=0) ** 2))))
+
+
+def test_standardize_auto_z_scores_columns_of_different_units_only():
+    from gmvae_np.estimator import SHARED_SCALE, scaling
+
+    rng = np.random.default_rng(0)
+    same = rng.normal(size=(200, 6)) * np.array([1.0, 2.0, 1.5, 3.0, 1.0, 2.5])    # ranges within a factor 4
+    mean, scale = scaling(same, "auto")
+    np.testing.assert_allclose(mean, same.mean(axis=0))
+    np.testing.assert_allclose(scale, np.sqrt(np.mean(same.std(axis=0) ** 2)))
+    units = same * np.array([1.0, 1.0, 1.0, 1000.0, 1000.0, 1000.0])              # half the columns in other units
+    mean, scale = scaling(units, "auto")
+    np.testing.assert_allclose(scale, units.std(axis=0))                             # each column z-scored
+    ranges = np.ptp(units, axis=0)
+    assert np.percentile(ranges, 90) > SHARED_SCALE * np.percentile(ranges, 10)
+    constant = np.column_stack([same, np.full(200, 7.0)])
+    np.testing.assert_allclose(scaling(constant, True)[1][-1], 1.0)                 # a constant column stays 0
+    np.testing.assert_allclose(scaling(same, True)[1], same.std(axis=0))
+    assert np.all(scaling(same, False)[1] == 1.0) and np.all(scaling(same, False)[0] == 0.0)
 
 
 def test_predict_proba_and_predict_agree(fitted):
@@ -168,7 +190,7 @@ def test_bad_X_is_refused_clearly(X, fragment):
     (dict(lr=-1.0), "lr must be a positive number"),
     (dict(variant="em"), "variant must be one of cv, mi"),
     (dict(likelihood="poisson"), "likelihood must be 'gaussian' or 'bernoulli'"),
-    (dict(likelihood="bernoulli"), "pass standardize=False"),
+    (dict(likelihood="bernoulli", standardize=True), "pass standardize=False"),
     (dict(likelihood="bernoulli", standardize=False), "needs values in \\[0, 1\\]"),
     (dict(backend="tpu"), "backend must be one of"),
     (dict(n_neighbors=-1), "n_neighbors must be a whole number >= 0"),
@@ -205,8 +227,9 @@ def test_sklearn_check_estimator(estimator, check):
 
 def test_the_neighbour_term_is_trained_and_k_is_clipped_to_the_rows():
     X, y = blobs(n_per=20)
-    on = GMVAEClustering(n_clusters=3, n_neighbors=5, neighbor_weight=3.0, balance=1.0, **FAST).fit(X)
-    off = GMVAEClustering(n_clusters=3, balance=1.0, **FAST).fit(X)
+    plain = dict(balance=1.0, balance_floor=0.0, init="random", **FAST)      # no start: q(z|y) as initialised
+    on = GMVAEClustering(n_clusters=3, n_neighbors=5, neighbor_weight=3.0, **plain).fit(X)
+    off = GMVAEClustering(n_clusters=3, n_neighbors=0, **plain).fit(X)
     first_on, first_off = on.history_[0]["train"], off.history_[0]["train"]
     # the term adds 3 * agreement (> 0) to the objective; the ELBO's terms are no part of it
     assert first_on["objective"] - first_on["neg_elbo"] > first_off["objective"] - first_off["neg_elbo"] + 0.5
@@ -335,13 +358,13 @@ def test_a_bare_model_pickles(backend):
 
 
 def test_auto_epochs_aim_at_a_number_of_steps():
-    from gmvae_np.estimator import AUTO_STEPS, _auto_epochs
+    from gmvae_np.presets import AUTO_STEPS, auto_epochs as _auto_epochs
 
     assert _auto_epochs(150, 64) == 1000                       # 2 steps an epoch: capped at 1,000 epochs
     assert _auto_epochs(1797, 64) == -(-AUTO_STEPS // 28)      # digits: 28 steps an epoch
     assert _auto_epochs(100_000, 64) == 10                     # at least 10 passes
     est = GMVAEClustering(n_clusters=2, batch_size=10, hidden=8, Dx=2, Dw=2)
-    assert est._settings(20_000, seed=0).epochs == 10 and est.epochs == "auto"
+    assert est._settings(20_000, 3, seed=0).epochs == 10 and est.epochs == "auto"
 
 
 def test_the_array_api_check_too():
@@ -368,7 +391,8 @@ def test_more_clusters_than_rows_is_refused():
 @pytest.mark.parametrize("value", ["no", "False", 0, None])
 def test_a_switch_must_be_true_or_false(name, value):
     X, _ = blobs(n_per=10)
-    with pytest.raises(ValueError, match=f"{name} must be True or False; got {value!r}"):
+    allowed = "True, False or 'auto'" if name == "standardize" else "True or False"
+    with pytest.raises(ValueError, match=f"{name} must be {re.escape(allowed)}; got {re.escape(repr(value))}"):
         GMVAEClustering(n_clusters=3, epochs=1, **{name: value}).fit(X)
 
 
