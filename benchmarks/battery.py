@@ -245,7 +245,7 @@ def write_page(page: Path, table: str) -> None:
         raise BatteryError(f"--page {page}: no '{BEGIN}' ... '{END}' markers to write the table between")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    page.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+    page.write_text(f"{head}{BEGIN}\n{table}\n\n{END}{tail}")   # a blank line ends the table
 
 
 def fit_seconds(sizes, seed: int = 0) -> list:

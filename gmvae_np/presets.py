@@ -394,8 +394,8 @@ def table_settings(n_rows: int, n_features: int, **given) -> dict:
     """TABLE, the given settings over it, and the settings that follow from the data's size, as one dict of
     Settings fields: what GMVAEClustering trains with and what ``./run.sh custom`` trains with.
 
-    "auto" (or absent) ``epochs`` and ``pretrain_epochs``: about AUTO_STEPS steps, and half as many for the
-    start (0 pretraining epochs: no start, the networks as initialised); ``batch_size`` and ``neighbours`` clipped to the rows there are; ``fourier_features``
+    "auto" (or absent) ``epochs``: about AUTO_STEPS steps; ``pretrain_epochs``: half the epochs, for the
+    start (0: no start, the networks as initialised); ``batch_size`` and ``neighbours`` clipped to the rows there are; ``fourier_features``
     "auto": FOURIER_FEATURES for rows of at most FOURIER_COLUMNS columns; ``restart_epochs`` a fifth of
     the epochs. The graph's settings fall away where there is no graph to use: ``neighbours`` 0 takes its
     term's weight with it, and the start from the graph (unless given) becomes the start from a mixture
@@ -417,7 +417,7 @@ def table_settings(n_rows: int, n_features: int, **given) -> dict:
     if s.get("fourier_features", "auto") == "auto":
         s["fourier_features"] = FOURIER_FEATURES if n_features <= FOURIER_COLUMNS else 0
     if s.get("pretrain_epochs", "auto") == "auto":
-        s["pretrain_epochs"] = max(1, auto_epochs(n_rows, s["batch_size"]) // 2)
+        s["pretrain_epochs"] = max(1, s["epochs"] // 2) if _whole(s["epochs"]) else 1
     if _whole(s["epochs"]) and s["epochs"] > 0 and "restart_epochs" not in given:
         s["restart_epochs"] = max(AUTO_EPOCHS[0], math.ceil(s["epochs"] / SCREEN_FRACTION))
     return s

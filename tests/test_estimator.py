@@ -428,3 +428,28 @@ def test_complex_values_are_one_line():
     with pytest.raises(ValueError) as info:
         GMVAEClustering(n_clusters=3, epochs=1).fit(X.astype(complex))
     assert "\n" not in str(info.value) and "split the real and imaginary parts" in str(info.value), str(info.value)
+
+
+def test_table_settings_are_the_estimators_and_follow_the_data():
+    """presets.table_settings: TABLE under the given values; auto epochs, pretraining and Fourier features
+    from the data's size; the graph's defaults fall away without a graph, a given start stays."""
+    from gmvae_np.presets import FOURIER_FEATURES, TABLE, auto_epochs, table_settings
+
+    s = table_settings(150, 2)
+    assert {k: s[k] for k in TABLE} == TABLE
+    assert s["epochs"] == auto_epochs(150, 64) == 1000 and s["pretrain_epochs"] == 500
+    assert s["fourier_features"] == FOURIER_FEATURES and table_settings(150, 4)["fourier_features"] == 0
+    assert table_settings(5, 30)["batch_size"] == 5 and table_settings(5, 30)["neighbours"] == 4
+    assert table_settings(150, 2, epochs=7)["pretrain_epochs"] == 3
+    off = table_settings(150, 2, neighbours=0)
+    assert off["neighbour_weight"] == 0.0 and off["start"] == "mixture"
+    assert table_settings(150, 2, variant="mi")["start"] == "mixture"
+    assert table_settings(150, 2, variant="mi", start="graph")["start"] == "graph"   # given: refused later
+    est = GMVAEClustering()
+    assert (est.n_clusters, est.hidden, est.balance, est.balance_floor, est.n_neighbors, est.neighbor_weight,
+            est.init) == (TABLE["K"], TABLE["hidden"], TABLE["balance"], TABLE["balance_floor"],
+                          TABLE["neighbours"], TABLE["neighbour_weight"], TABLE["start"])
+    settings = GMVAEClustering(n_clusters=3, variant="mi")._settings(150, 2, seed=0)
+    assert settings.neighbours == 0 and settings.start == "mixture"      # the defaults fell away
+    with pytest.raises(ValueError, match="needs the cv variant"):
+        GMVAEClustering(n_clusters=3, variant="mi", n_neighbors=5)._settings(150, 2, seed=0)   # given: refused
