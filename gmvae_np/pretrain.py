@@ -165,13 +165,15 @@ def partition_moments(z: np.ndarray, labels: np.ndarray, K: int) -> tuple[np.nda
     return means, variances
 
 
-def pretrain_and_initialise(model, x_train, settings, rng, *, x_eval=None, y_eval=None, graph=None) -> dict:
+def pretrain_and_initialise(model, x_train, settings, rng, *, x_eval=None, y_eval=None, graph=None,
+                            image_shape=None) -> dict:
     """Steps 1 to 3 of the module docstring with the run's settings; returns a JSON-able summary.
 
     ``settings.start`` says where the prior starts: "mixture" (the steps above) or "graph": the neighbour
     graph's spectral partition (gmvae_np.neighbours.spectral_partition of ``graph``, no labels read) is
     learnt by q(z|y) while the autoencoder pretrains (:func:`assignment_loss`), and each prior component
-    starts at the mean and variance of its part's codes (:func:`partition_moments`).
+    starts at the mean and variance of its part's codes (:func:`partition_moments`); ``image_shape`` is
+    the rows' image shape, for a graph in the deskew space.
     With held-out data and labels (x_eval, y_eval), the summary also scores the start's own partition
     of the held-out codes (for the report only: nothing in the start reads them).
     """
@@ -183,7 +185,8 @@ def pretrain_and_initialise(model, x_train, settings, rng, *, x_eval=None, y_eva
 
         if graph is None:
             raise ValueError("pretrain_and_initialise: the graph start needs the neighbour graph (graph=...)")
-        points = b.to_numpy(embed(b.to_numpy(x_train), graph.space, graph.dims, b, image_shape=model.config.input_shape))
+        points = b.to_numpy(embed(b.to_numpy(x_train), graph.space, graph.dims, b,
+                                  image_shape=image_shape or model.config.input_shape))
         partition = spectral_partition(graph, K, settings.seed, points=points)
         targets = b.asarray(np.eye(K)[partition], dtype=model.config.dtype)
     loss = pretrain_autoencoder(model, x_train, epochs=settings.pretrain_epochs, batch_size=settings.batch_size,

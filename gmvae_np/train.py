@@ -211,7 +211,8 @@ class Trainer(SavedState):
         elif s.pretrain_epochs:
             try:
                 self.pretrained = pretrain_and_initialise(self.model, self.x_train, s, self.rng, x_eval=self.x_eval,
-                                                          y_eval=self.y_eval, graph=self.neighbour_graph)
+                                                          y_eval=self.y_eval, graph=self.neighbour_graph,
+                                                          image_shape=data.image_shape)
             except FloatingPointError as e:
                 advice = ("lower --lr and start a new run" if self.rundir is not None
                           else "lower the learning rate (lr) and train again")   # the estimator, the library
