@@ -21,8 +21,8 @@ It is a scikit-learn estimator (``ClusterMixin, TransformerMixin, BaseEstimator`
     best_init_        the index of the winning restart
 
 ``n_init`` restarts are gmvae_np.restarts.best_of_n, the function behind the command line's ``--restarts``:
-each restart trains for a fifth of the epochs (at least AUTO_EPOCHS[0], the whole training when that is
-shorter), the one with the highest mean ELBO on X (in eval mode, as ``score``) is kept, and only it trains
+each restart trains for a fifth of the epochs (at least presets.AUTO_EPOCHS[0], the whole training when that
+is shorter), the one with the highest mean ELBO on X (in eval mode, as ``score``) is kept, and only it trains
 on to ``epochs``. ``n_jobs`` screens the restarts in that many worker processes, each with one BLAS thread,
 through joblib: inside ``joblib.parallel_config(backend="dask")`` they run on a Dask cluster. The seeds:
 an int ``random_state`` r gives restart i the seed ``restart_seed(r, i)`` = r + 1000 (i - 1), the
@@ -36,12 +36,14 @@ means for "mi"), ``transform`` the latent means E[x|y] (n_samples, Dx) for plott
 ``sample(n)`` n draws from the generative model in the original units, and ``save(path)`` /
 ``GMVAEClustering.load(path)`` keep a fitted estimator in one .npz file (pickle works too).
 
-The defaults suit small tables (hundreds to a few thousand rows, tens of columns), so that passing only
-``n_clusters`` gives a sound result: a narrow network (hidden 64), batches of 64 rows, and
-``epochs="auto"``, enough passes over the data for about AUTO_STEPS Adam steps whatever the number of
-rows (at least AUTO_EPOCHS[0] passes and at most AUTO_EPOCHS[1]: a table of 150 rows is seen a thousand
-times, one of 100,000 ten times). docs/gallery.md measures these defaults beside
-KMeans and a Gaussian mixture (``python benchmarks/gallery.py``).
+The defaults (gmvae_np.presets.TABLE, with the values that follow from the data's size from
+``presets.table_settings``) suit tables of hundreds to tens of thousands of rows and data nobody tuned
+them for: a narrow network (hidden 64), batches of 64 rows, ``epochs="auto"`` (about presets.AUTO_STEPS
+Adam steps whatever the number of rows), the neighbour graph of the rows with its term, a start from
+the graph's own partition, the balance floor, Fourier features for rows of two or three columns, and
+the columns scaled as ``standardize="auto"`` says. docs/gallery.md measures them on the clustering
+benchmark suite and on scikit-learn's data sets, beside KMeans, a Gaussian mixture, spectral clustering
+and Genie, and says why each is there.
 
 ``dtype="float32"`` (the default) computes as the rest of the project does; in float32, a row's latent
 means may change in their 7th digit when the rows around it change (the matrix products add in another
@@ -172,22 +174,35 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     n_clusters  K, the number of mixture components (>= 1)
     variant     "cv" (consistency violation) or "mi" (minimum-information constraint)
-    epochs      passes over the data; "auto" trains for about AUTO_STEPS Adam steps (module docstring)
+    epochs      passes over the data; "auto" trains for about presets.AUTO_STEPS Adam steps
     batch_size, lr             Adam training: rows per step, learning rate
     hidden, Dx, Dw             network width and the sizes of the latents x and w
     alpha, eta, lam            weights of the consistency violation and z prior (read by cv only),
                                free-bits threshold (read by mi only)
-    balance     weight of the batch balance term KL(mean of q(z|y) over a batch || uniform), which keeps
-                every cluster in use (0: off)
-    n_neighbors k of the neighbour graph of the (standardised) rows, whose neighbour term asks each row and
-                one of its k nearest rows for one cluster (gmvae_np.neighbours; cv only; 0: off); more than
+    balance     weight of the balance term, which keeps every cluster in use (0: off)
+    balance_floor  0: the balance term is KL(mean of q(z|y) over a batch || uniform), which asks for equal
+                cluster sizes; f in (0, 1]: it is the floor sum_k max(0, log(f/K) - log mean_b q(z=k|y)),
+                zero while each cluster holds at least f/K of the batch (gmvae_np.elbo.batch_floor)
+    n_neighbors k of the neighbour graph of the (scaled) rows, whose neighbour term asks each row and one
+                of its k nearest rows for one cluster (gmvae_np.neighbours; cv only; 0: off); more than
                 the other rows is clipped to their number
     neighbor_weight  the neighbour term's weight
     mutual_neighbors keep only mutual neighbours (j among i's k nearest and i among j's)
+    fourier_features  the encoder reads each row beside this many random sinusoids of it
+                (gmvae_np.layers.FourierFeatures); "auto": 32 for rows of at most 3 columns, else 0
+    fourier_scale  the spread of the sinusoids' frequencies, in the units of the scaled rows
+    init        the start: "graph" (q(z|y) learns the neighbour graph's spectral partition while the
+                autoencoder pretrains, and the prior's components start at its parts' codes; without a
+                graph, or with variant "mi", the default becomes "mixture"), "mixture" (a Gaussian mixture
+                of the pretrained codes starts the prior, as VaDE) or "random" (no pretraining)
+    init_epochs  pretraining epochs of the start; "auto": half the epochs
     mc          Monte Carlo samples per row
     likelihood  "gaussian" (real-valued columns) or "bernoulli" (values in [0, 1])
-    standardize z-score each column before training (Gaussian likelihood only); the same scaling is
-                applied to the X of predict, transform, score and undone for sample
+    standardize True: z-score each column; False: the columns as they are; "auto": z-score them when their
+                ranges differ by more than SHARED_SCALE times (10th to 90th percentile), else centre them
+                and divide all by one scale (:func:`scaling`; Gaussian likelihood only, "auto" is False
+                for Bernoulli). The same scaling is applied to the X of predict, transform, score and
+                undone for sample
     n_init      number of restarts from different seeds, screened; the one with the highest mean ELBO on
                 X is kept and trained on (module docstring)
     n_jobs      worker processes for the restarts (None: in this process, unless a joblib.parallel_config
@@ -309,10 +324,12 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
             K = max(2, int(K))  # one cluster: two components reported together (module docstring)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(map(repr, INITS))}; got {self.init!r}")
-        # the start: init's default (the graph's partition) falls away where there is no graph; one given stays
-        start = dict(pretrain_epochs=self.init_epochs) if self.init == TABLE["start"] else dict(
-            start=self.init, pretrain_epochs=self.init_epochs) if self.init != "random" else dict(
-            start="mixture", pretrain_epochs=0)
+        if self.init == "random":
+            start = dict(start="mixture", pretrain_epochs=0)       # no pretraining: no start at all
+        elif self.init == TABLE["start"]:
+            start = dict(pretrain_epochs=self.init_epochs)         # the default falls away without a graph
+        else:
+            start = dict(start=self.init, pretrain_epochs=self.init_epochs)
         graph = dict(neighbours=self.n_neighbors, neighbour_weight=self.neighbor_weight,
                      mutual_neighbours=self.mutual_neighbors)
         if self.variant == "mi" and self.n_neighbors == TABLE["neighbours"] \

@@ -24,7 +24,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
-__all__ = ["contingency", "paper_accuracy", "hungarian_accuracy", "normalized_clustering_accuracy", "purity", "cluster_usage",
+__all__ = ["contingency", "paper_accuracy", "hungarian_accuracy", "normalized_clustering_accuracy", "purity",
+           "cluster_usage",
            "clustering_report", "classes_owned", "assignment_summary"]
 
 

@@ -32,8 +32,9 @@ Notes and deviations, each with its reason:
     preset stays one command away (``--lr 1e-3 --eta 3 --mc 2 --epochs 1000``), and ``--curl 2`` gives
     the former data. What each choice measured, over seeds, is in docs/results.md, section 3.
 Fashion-MNIST: pixel intensities in [0, 1], like MNIST's, not a feature set (Gaussian output, z-scored
-    rows): it is modelled like MNIST, with Bernoulli output, K = 10 for its ten classes and MNIST's alpha. The feature sets (SVHN GIST, CIFAR and STL-10 network features)
-    come with their rows already z-scored by gmvae_np.data.
+    rows): it is modelled like MNIST, with Bernoulli output, K = 10 for its ten classes and MNIST's alpha.
+    The feature sets (SVHN GIST, CIFAR and STL-10 network features) come with their rows already z-scored
+    by gmvae_np.data.
 (r) mnist_recipe: not in the original. MNIST with fully connected networks, changed where the faithful
     settings make the model collapse into a few clusters (docs/results.md, section 5): smaller latents
     (Dx 20, Dw 10) and width (500), larger batches (200) and steps (lr 1e-3), the batch balance term
@@ -392,15 +393,16 @@ def _whole(v) -> bool:
 
 def table_settings(n_rows: int, n_features: int, **given) -> dict:
     """TABLE, the given settings over it, and the settings that follow from the data's size, as one dict of
-    Settings fields: what GMVAEClustering trains with and what ``./run.sh custom`` trains with.
+    Settings fields: what GMVAEClustering trains with.
 
     "auto" (or absent) ``epochs``: about AUTO_STEPS steps; ``pretrain_epochs``: half the epochs, for the
-    start (0: no start, the networks as initialised); ``batch_size`` and ``neighbours`` clipped to the rows there are; ``fourier_features``
-    "auto": FOURIER_FEATURES for rows of at most FOURIER_COLUMNS columns; ``restart_epochs`` a fifth of
-    the epochs. The graph's settings fall away where there is no graph to use: ``neighbours`` 0 takes its
-    term's weight with it, and the start from the graph (unless given) becomes the start from a mixture
-    of the codes there and with the mi variant, which has no q(z|y) to teach. Values that are not what they should be are left for Settings.validate to
-    refuse in its own words.
+    start (0: no start, the networks as initialised); ``batch_size`` and ``neighbours`` clipped to the rows
+    there are; ``fourier_features`` "auto": FOURIER_FEATURES for rows of at most FOURIER_COLUMNS columns;
+    ``restart_epochs`` a fifth of the epochs. The graph's settings fall away where there is no graph to
+    use: ``neighbours`` 0 takes its term's weight with it, and the start from the graph (unless given)
+    becomes the start from a mixture of the codes there and with the mi variant, which has no q(z|y) to
+    teach. Values that are not what they should be are left for Settings.validate to refuse in its own
+    words.
     """
     s = {**TABLE, **{k: v for k, v in given.items() if v is not None}}
     if _whole(s["batch_size"]) and s["batch_size"] > n_rows:
