@@ -53,7 +53,7 @@ from .checkpoint import CheckpointError
 from .data import DataError
 from .elbo import VARIANT_WEIGHTS
 from .parallel import ClusterError, cluster
-from .presets import EXPERIMENTS, READ_WHEN, Settings, SettingsError, flag, preset
+from .presets import EXPERIMENTS, READ_WHEN, Settings, SettingsError, custom_changes, flag, preset
 from .rundir import RunDir
 from .series import format_table, resume_hint, resumed, run_series, stored_settings, summarize, train_one
 from .train import RunDirError, TrainingDiverged, TrainingInterrupted
@@ -362,7 +362,7 @@ def _plan(experiment: str, args, given: dict):
         jobs = _check_jobs(args, False, settings.restarts)
         return root.path, lambda: _single(experiment, settings, root.path, True, jobs)
 
-    settings = preset(experiment, **given)
+    settings = preset(experiment, **(custom_changes(given) if experiment == "custom" else given))
     check_variant_flags(settings.variant, given)
     check_given_flags(settings, given)
     if args.seeds is not None:

@@ -70,7 +70,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 import autograd_lite as ag
 
-from .data import Dataset
+from .data import Dataset, scaling
 from .elbo import LIKELIHOODS
 from .presets import TABLE, Settings, table_settings
 from .restarts import best_of_n
@@ -81,7 +81,7 @@ __all__ = ["GMVAEClustering", "NotFittedError"]
 _NOT_FITTED = "this %(name)s is not fitted yet; call fit(X) first"
 
 
-def _check_magnitude(X: np.ndarray, standardize, dtype: str, scaling=None) -> None:
+def _check_magnitude(X: np.ndarray, standardize, dtype: str, fitted=None) -> None:
     """Refuse values the model cannot hold: a column whose mean or spread overflows (fitting with
     ``standardize``), or values beyond the model's floating-point type after the scaling in use."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -90,11 +90,11 @@ def _check_magnitude(X: np.ndarray, standardize, dtype: str, scaling=None) -> No
                 raise ValueError(f"X holds values too large to standardise (up to {np.abs(X).max():.3g}); "
                                  f"rescale X, e.g. divide it by its largest value")
             return
-        scaled = X if scaling is None else (X - scaling[0]) / scaling[1]
+        scaled = X if fitted is None else (X - fitted[0]) / fitted[1]
         limit = float(np.finfo(np.float32 if dtype == "float32" else np.float64).max)
         if not np.all(np.abs(scaled) <= limit):
             raise ValueError(f"X holds values (up to {np.abs(X).max():.3g}) beyond what the model's {dtype} "
-                             f"can hold{'' if scaling is None else ' after the fitted scaling'}; rescale X")
+                             f"can hold{'' if fitted is None else ' after the fitted scaling'}; rescale X")
 
 
 def _as_array(X):
@@ -115,32 +115,6 @@ EVAL_BATCH = 500
 INITS = ("graph", "mixture", "random")
 """What ``init`` may be: the start from the neighbour graph's partition, from a Gaussian mixture of the
 pretrained codes (gmvae_np.pretrain), or none (the networks as initialised)."""
-
-SHARED_SCALE = 4.0
-"""standardize="auto" keeps the columns' relative scale when the 90th percentile of their ranges is at most
-this many times the 10th (pixels, coordinates, measurements in one unit), and z-scores each column otherwise."""
-
-
-def scaling(X: np.ndarray, standardize) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, scale), each (n_features,): the model trains on (X - mean) / scale.
-
-    True: each column z-scored (a constant column becomes zeros). False: X as it is. "auto": z-scored when
-    the columns' ranges differ widely (their 90th percentile above SHARED_SCALE times their 10th: a table of
-    quantities in different units), else centred and divided by one scale for all, the root mean square of
-    the column standard deviations, which keeps the data's shape: a 2-D ring stays a ring, an image's
-    rarely inked border pixels stay quiet instead of being weighed like its centre.
-    """
-    constant = X.max(axis=0) == X.min(axis=0)
-    if standardize is False:
-        return np.zeros(X.shape[1]), np.ones(X.shape[1])
-    mean, std = X.mean(axis=0), X.std(axis=0)
-    if standardize == "auto" and not constant.all():
-        ranges = np.ptp(X[:, ~constant], axis=0)
-        low, high = np.percentile(ranges, [10, 90])
-        if high <= SHARED_SCALE * low:
-            return mean, np.full(X.shape[1], float(np.sqrt(np.mean(std ** 2))))
-    return mean, np.where(constant, 1.0, std)
-
 
 def _base_seed(random_state) -> int:
     """The seed of the first restart: r for an int r; drawn from a RandomState, a Generator, or None."""
@@ -199,8 +173,8 @@ class GMVAEClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     mc          Monte Carlo samples per row
     likelihood  "gaussian" (real-valued columns) or "bernoulli" (values in [0, 1])
     standardize True: z-score each column; False: the columns as they are; "auto": z-score them when their
-                ranges differ by more than SHARED_SCALE times (10th to 90th percentile), else centre them
-                and divide all by one scale (:func:`scaling`; Gaussian likelihood only, "auto" is False
+                ranges differ by more than 4 times (10th to 90th percentile), else centre them and
+                divide all by one scale (gmvae_np.data.scaling; Gaussian likelihood only, "auto" is False
                 for Bernoulli). The same scaling is applied to the X of predict, transform, score and
                 undone for sample
     n_init      number of restarts from different seeds, screened; the one with the highest mean ELBO on

@@ -20,7 +20,8 @@ def load_data(settings: Settings) -> Dataset:
     if settings.dataset == "spiral":
         data = make_spiral(n_per_arm=settings.n_per_arm, curl=settings.curl, seed=SPIRAL_DATA_SEED)
     elif settings.dataset == "custom":
-        data = load_matrix(settings.data, labels=settings.labels, standardize=settings.standardize)
+        standardize = {"yes": True, "no": False}.get(settings.standardize, settings.standardize)
+        data = load_matrix(settings.data, labels=settings.labels, standardize=standardize)
     else:
         data = load_dataset(settings.dataset, data_dir=settings.data_dir)
     return shape_for(settings, data)

@@ -54,14 +54,16 @@ Fashion-MNIST: pixel intensities in [0, 1], like MNIST's, not a feature set (Gau
     contrast space (each image square-rooted and standardised, then PCA-50) raises it to 83.6 %, the most
     of those measured, yet trained to 61.3 and 58.1 % (Hungarian) on seeds 1 and 2, where the pixels'
     PCA-50 gave 70.6 and 64.89 %. The share did not predict the accuracy here; the preset keeps PCA-50.
-custom: a new experiment for the user's own matrix (not in the original); smaller defaults suit small
-    tables, and columns are z-scored (see gmvae_np.data.load_matrix).
+custom: a new experiment for the user's own matrix (not in the original): the defaults of GMVAEClustering
+    (TABLE, with table_settings filled in from the matrix's size when the command line reads it,
+    custom_changes), so that a matrix clusters the same way through either; columns are scaled as
+    --standardize auto says (gmvae_np.data.scaling).
 Restarts (``--restarts N``, gmvae_np.restarts): each preset screens for long enough that its criterion
     reads more than noise. The spiral screens 100 of its 500 epochs: after the former default of 5, every
     restart's train_entropy was still near log 8 and the choice was restart 1 on every seed tried; after
     100 it kept a restart of purity 1.000 on ten seeds of ten (docs/studies.md, "With restarts"). The
     image and feature presets keep the 5 epochs the MNIST study measured (docs/studies.md, "Choosing
-    among restarts without labels"); custom, like the estimator, screens a fifth of its epochs (20).
+    among restarts without labels"); custom, like the estimator, screens a fifth of its epochs.
 
 Use ``preset(name)`` for a fresh, validated :class:`Settings`; ``settings.replace(K=20)`` for a changed
 copy; ``Settings.from_dict(d)`` to read one back from a run directory's config.json.
@@ -110,8 +112,10 @@ class Settings:
     data: str | None = _s(None, "custom only: path of a .npy, .npz or .csv matrix, one sample per row")
     labels: str | None = _s(None, "custom only: true classes for evaluation: a .npy/.csv file, or a "
                                   "column of the matrix (index or CSV header name)")
-    standardize: bool = _s(True, "custom only: z-score each column of the matrix",
-                           off="custom only: keep the matrix's columns as they are (no z-scoring)")
+    standardize: str = _s("auto", "custom only: how the matrix's columns are scaled: auto (z-scored when their "
+                                  "ranges differ by more than 4 times, else one scale for all, as "
+                                  "GMVAEClustering), yes (z-score each column), no (as they are)",
+                          choices=("auto", "yes", "no"))
     n_per_arm: int = _s(1000, "spiral only: points per arm (5 arms)")
     curl: float = _s(1.0, "spiral only: how far each arm turns from its inner to its outer end, in radians")
 
@@ -217,6 +221,8 @@ class Settings:
             raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         if d.get("dataset") == "spiral":
             d = {**SPIRAL_BEFORE, **d}
+        if isinstance(d.get("standardize"), bool):        # stored before the setting had its "auto"
+            d = {**d, "standardize": "yes" if d["standardize"] else "no"}
         return cls(**d).validate()
 
     def replace(self, **changes) -> "Settings":
@@ -234,6 +240,8 @@ class Settings:
 
         The model's fields (MODEL_FIELDS) are checked by gmvae_np.config.check_model_fields, the check
         GMVAEConfig makes, in the command line's words."""
+        if self.dataset == "custom" and not self.data:   # first: the custom preset's settings follow from it
+            raise SettingsError("the custom experiment needs its data: pass --data PATH (.npy, .npz or .csv)")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
@@ -287,8 +295,6 @@ class Settings:
             given = "--kl-start" if self.kl_start != 1.0 else "--eta-start"
             raise SettingsError(f"{given} sets where an annealed weight starts: give the annealing's length "
                                 f"too, e.g. --anneal-epochs 5")
-        if self.dataset == "custom" and not self.data:
-            raise SettingsError("the custom experiment needs its data: pass --data PATH (.npy, .npz or .csv)")
         if self.dataset != "custom" and self.data:
             raise SettingsError(f"--data is for the custom experiment; {self.experiment} uses the "
                                 f"{self.dataset} data set (use --data-dir to say where its files are)")
@@ -330,8 +336,10 @@ PRESETS: dict[str, dict] = {
     "fashion_mnist_graph": dict(dataset="fashion-mnist", arch="fc", K=10, Dx=20, Dw=10, hidden=500, alpha=0.4,
                                 balance=100.0, batch_size=200, epochs=20, lr=1e-3, neighbours=10,
                                 neighbour_weight=50.0, plot_every=0),
-    "custom": dict(dataset="custom", arch="fc", likelihood="gaussian", K=10, Dx=16, Dw=8, hidden=256,
-                   alpha=1.0, batch_size=100, epochs=100, lr=1e-3, plot_every=10, restart_epochs=20),
+    # the table defaults (TABLE, below) and the estimator's restart criterion; the values that follow from
+    # the matrix's size replace the fixed ones here when the command line reads it (custom_changes)
+    "custom": dict(dataset="custom", arch="fc", likelihood="gaussian", plot_every=10, select_by="eval_elbo",
+                   epochs=100, pretrain_epochs=50, restart_epochs=20),
 }
 EXPERIMENTS = tuple(PRESETS)
 
@@ -365,6 +373,7 @@ TABLE = dict(K=8, Dx=16, Dw=8, hidden=64, alpha=1.0, eta=1.0, batch_size=64, lr=
 suite): a narrow network; the neighbour graph of the rows (10 nearest), whose term asks each row and a
 neighbour for one cluster; the start from the graph's own partition; and the balance term's floor, which
 keeps every cluster above 0.3/K of a batch without asking for equal sizes."""
+PRESETS["custom"].update(TABLE)
 AUTO_STEPS = 2000
 """epochs "auto" trains for about this many Adam steps: ceil(AUTO_STEPS / steps per epoch) epochs, at
 least AUTO_EPOCHS[0] and at most AUTO_EPOCHS[1] (a table of 150 rows is seen a thousand times, one of
@@ -417,7 +426,8 @@ def table_settings(n_rows: int, n_features: int, **given) -> dict:
     if s["start"] == "graph" and no_graph and "start" not in given:
         s["start"] = "mixture"
     if s.get("fourier_features", "auto") == "auto":
-        s["fourier_features"] = FOURIER_FEATURES if n_features <= FOURIER_COLUMNS else 0
+        fc = s.get("arch", "fc") == "fc"            # the conv encoder reads images, never sinusoids
+        s["fourier_features"] = FOURIER_FEATURES if n_features <= FOURIER_COLUMNS and fc else 0
     if s.get("pretrain_epochs", "auto") == "auto":
         s["pretrain_epochs"] = max(1, s["epochs"] // 2) if _whole(s["epochs"]) else 1
     if _whole(s["epochs"]) and s["epochs"] > 0 and "restart_epochs" not in given:
@@ -438,6 +448,18 @@ def preset(name: str, **changes) -> Settings:
     if changes or key != "custom":
         s = _without_unread_defaults(dataclasses.replace(s, **changes), key, changes).validate()
     return s
+
+
+def custom_changes(changes: dict) -> dict:
+    """The custom experiment's changes with table_settings filled in from the size of the matrix they name
+    (the changes kept over them): what ``./run.sh custom --data X`` trains with, as GMVAEClustering with
+    the same settings would. Reads the matrix (a DataError if it cannot); without ``data``, the changes."""
+    if changes.get("data") is None:
+        return changes
+    from .data import load_matrix
+
+    rows, features = load_matrix(changes["data"], labels=changes.get("labels"), standardize=False).x_train.shape
+    return table_settings(int(rows), int(features), **changes)
 
 
 def _without_unread_defaults(s: Settings, key: str, changes: dict) -> Settings:

@@ -7,6 +7,7 @@ latent mean may change in its 7th digit when the rows come in another order (the
 another order), which the suite's order-invariance checks (rtol 1e-7) would count as a difference.
 """
 import io
+import json
 import os
 import pickle
 import re
@@ -66,7 +67,7 @@ def test_fit_clusters_separated_blobs(fitted):
 
 
 def test_standardize_auto_z_scores_columns_of_different_units_only():
-    from gmvae_np.estimator import SHARED_SCALE, scaling
+    from gmvae_np.data import SHARED_SCALE, scaling
 
     rng = np.random.default_rng(0)
     same = rng.normal(size=(200, 6)) * np.array([1.0, 2.0, 1.5, 3.0, 1.0, 2.5])    # ranges within a factor 4
@@ -279,7 +280,7 @@ def test_n_init_screens_then_trains_the_kept_restart_on():
     """best_of_n, as the command line's --restarts: each restart trains a fifth of the epochs (at least 10),
     the kept one trains on, and training on is the run trained to the end at once."""
     X, _ = blobs(n_per=10)
-    small = dict(FAST, epochs=12)
+    small = dict(FAST, epochs=12, init_epochs=5)     # the start's length fixed: "auto" follows the epochs
     del small["random_state"]
     est = GMVAEClustering(n_clusters=3, n_init=2, random_state=3, **small).fit(X)
     assert est.n_iter_ == 12 and [r["epoch"] for r in est.history_] == list(range(1, 13))
@@ -453,3 +454,40 @@ def test_table_settings_are_the_estimators_and_follow_the_data():
     assert settings.neighbours == 0 and settings.start == "mixture"      # the defaults fell away
     with pytest.raises(ValueError, match="needs the cv variant"):
         GMVAEClustering(n_clusters=3, variant="mi", n_neighbors=5)._settings(150, 2, seed=0)   # given: refused
+
+
+def test_the_command_line_custom_experiment_trains_as_the_estimator(tmp_path, capsys):
+    """./run.sh custom --data X and GMVAEClustering on the same rows, seed and epochs: the same defaults
+    (presets.table_settings), the same scaling, the same start, so the same training to the last bit."""
+    from gmvae_np.cli import run
+
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal((0.0, 0.0), 0.4, (60, 2)), rng.normal((4.0, 1.0), 0.4, (60, 2))])
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    assert run("custom", ["--data", str(tmp_path / "x.csv"), "--K", "2", "--seed", "5", "--epochs", "6",
+                          "--no-plots", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    model = GMVAEClustering(n_clusters=2, random_state=5, epochs=6).fit(X)
+    assert model.config_.fourier_features == 32 and model.config_.balance_floor == 0.1    # the table defaults
+    assert [r["train"]["objective"] for r in records] == [h["train"]["objective"] for h in model.history_]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    settings = config.get("settings", config)
+    assert settings["start"] == "graph" and settings["neighbours"] == 10 and settings["standardize"] == "auto"
+
+
+def test_custom_scales_its_matrix_as_the_estimator_and_reads_old_runs_settings(tmp_path):
+    from gmvae_np.data import load_matrix, scaling
+    from gmvae_np.presets import Settings, SettingsError, preset
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3)) * np.array([1.0, 2.0, 3.0])
+    np.save(tmp_path / "x.npy", X)
+    mean, scale = scaling(X, "auto")
+    auto = load_matrix(tmp_path / "x.npy", standardize="auto")
+    np.testing.assert_allclose(auto.x_train, ((X - mean) / scale).astype(np.float32))
+    assert np.all(scale == scale[0]) and auto.extra["standardized"] == "auto"     # one unit: one scale
+    old = dict(preset("custom", data=str(tmp_path / "x.npy")).to_dict(), standardize=True)
+    assert Settings.from_dict(old).standardize == "yes"                            # a run stored before "auto"
+    with pytest.raises(SettingsError, match="--standardize must be one of auto, yes, no; got 'maybe'"):
+        preset("custom", data=str(tmp_path / "x.npy"), standardize="maybe")

@@ -398,7 +398,7 @@ def _tiny_rows() -> Dataset:
 
 def _tiny_settings(**changes):
     base = dict(K=3, Dx=2, Dw=2, hidden=6, batch_size=20, epochs=3, restarts=1, neighbours=4, neighbour_weight=2.0,
-                plots=False, log_every=0, seed=3)
+                plots=False, log_every=0, seed=3, balance=0.0, start="mixture", pretrain_epochs=0)   # the term alone
     base.update(changes)
     return preset("custom", data="unused.npy", **base)
 

@@ -27,7 +27,7 @@ loads is the known MNIST file, and only after its SHA-256 checksum matches (mnis
 from __future__ import annotations
 
 from ..elbo import LIKELIHOODS  # noqa: F401  (elbo owns it; importable here as before)
-from .dataset import DataError, Dataset, zscore
+from .dataset import SHARED_SCALE, DataError, Dataset, scaling, zscore
 from .features import (SVHN_URL, load_cifar10, load_cifar100, load_stl10, load_svhn,
                        load_svhn_images)
 from .matrix import load_matrix
@@ -40,7 +40,7 @@ __all__ = [
     "DataError", "Dataset", "DATASETS", "load_dataset", "make_spiral",
     "load_mnist", "fetch_mnist", "read_idx", "load_fashion_mnist", "fetch_fashion_mnist",
     "load_svhn", "load_svhn_images", "load_cifar10", "load_cifar100", "load_stl10",
-    "load_matrix", "zscore", "default_cache_dir",
+    "load_matrix", "zscore", "scaling", "SHARED_SCALE", "default_cache_dir",
 ]
 
 _LOADERS = {

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..elbo import LIKELIHOODS
 
-__all__ = ["DataError", "Dataset", "zscore"]
+__all__ = ["DataError", "Dataset", "zscore", "scaling", "SHARED_SCALE"]
 
 
 class DataError(ValueError):
@@ -224,3 +224,28 @@ def _require(data_dir, names, subdir: str | None, what: str, get: str) -> list[P
         raise _missing(what, data_dir, absent, subdir, get)
     return paths
 
+
+SHARED_SCALE = 4.0
+"""standardize="auto" keeps the columns' relative scale when the 90th percentile of their ranges is at most
+this many times the 10th (pixels, coordinates, measurements in one unit), and z-scores each column otherwise."""
+
+
+def scaling(X: np.ndarray, standardize) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale), each (n_features,): the model trains on (X - mean) / scale.
+
+    True: each column z-scored (a constant column becomes zeros). False: X as it is. "auto": z-scored when
+    the columns' ranges differ widely (their 90th percentile above SHARED_SCALE times their 10th: a table of
+    quantities in different units), else centred and divided by one scale for all, the root mean square of
+    the column standard deviations, which keeps the data's shape: a 2-D ring stays a ring, an image's
+    rarely inked border pixels stay quiet instead of being weighed like its centre.
+    """
+    constant = X.max(axis=0) == X.min(axis=0)
+    if standardize is False:
+        return np.zeros(X.shape[1]), np.ones(X.shape[1])
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    if standardize == "auto" and not constant.all():
+        ranges = np.ptp(X[:, ~constant], axis=0)
+        low, high = np.percentile(ranges, [10, 90])
+        if high <= SHARED_SCALE * low:
+            return mean, np.full(X.shape[1], float(np.sqrt(np.mean(std ** 2))))
+    return mean, np.where(constant, 1.0, std)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import DataError, Dataset, zscore
+from .dataset import DataError, Dataset, scaling, zscore
 
 __all__ = ["load_matrix"]
 
@@ -144,7 +144,7 @@ def _labels_from_file(p: Path, what: str) -> np.ndarray:
     return y
 
 
-def load_matrix(path, labels=None, standardize: bool = True, name: str | None = None) -> Dataset:
+def load_matrix(path, labels=None, standardize=True, name: str | None = None) -> Dataset:
     """The user's own data: one sample per row, from a .npy, .npz or .csv file.
 
     path        .npy  a 2-D array;
@@ -156,7 +156,10 @@ def load_matrix(path, labels=None, standardize: bool = True, name: str | None = 
                 - a column of the matrix, by index (int; -1 = last) or, for a CSV with a header, by
                   name; that column is removed from the features (CSV label columns may be text).
                 Labels are re-encoded as 0..C-1 in sorted order; extra["label_values"] keeps the originals.
-    standardize z-score each COLUMN (feature) to zero mean and unit variance (constant columns -> 0).
+    standardize True: z-score each COLUMN (feature) to zero mean and unit variance (constant columns -> 0);
+                False: the columns as they are; "auto": z-scored when their ranges differ by more than
+                SHARED_SCALE times, else centred and divided by one scale for all (:func:`scaling`, what
+                GMVAEClustering does by default).
                 Per column, unlike the per-row scaling of the feature sets: a user's table usually
                 mixes features in different units, and it is their scales, not each sample's overall
                 level, that would otherwise dominate the Gaussian likelihood.
@@ -235,7 +238,7 @@ def load_matrix(path, labels=None, standardize: bool = True, name: str | None = 
     bad = x.size - int(np.count_nonzero(np.isfinite(x)))
     if bad:
         raise DataError(f"{what}: {p} has {bad} NaN or infinite value(s); remove or impute them first")
-    extra = {"source": str(p), "standardized": bool(standardize)}
+    extra = {"source": str(p), "standardized": standardize if standardize == "auto" else bool(standardize)}
     y = None
     if y_raw is not None:
         y_raw = np.asarray(y_raw)
@@ -245,6 +248,10 @@ def load_matrix(path, labels=None, standardize: bool = True, name: str | None = 
             raise DataError(f"{what}: {y_raw.size} labels for {x.shape[0]} rows in {p}; "
                             f"give exactly one label per row")
         y, extra["label_values"] = _encode_labels(y_raw, what)
-    x = zscore(x, axis=0) if standardize else x.astype(np.float32)
+    if isinstance(standardize, str) and standardize == "auto":
+        mean, scale = scaling(x.astype(np.float64), "auto")
+        x = ((x - mean) / scale).astype(np.float32)
+    else:
+        x = zscore(x, axis=0) if standardize else x.astype(np.float32)
     return Dataset(name=what, x_train=x, y_train=y, likelihood="gaussian", extra=extra)
 
