@@ -44,6 +44,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -415,8 +416,6 @@ def spectral_partition(graph: NeighbourGraph, K: int, seed: int = 0, points=None
         raise GraphError(f"spectral_partition: K must be from 2 to the {graph.n} rows; got {K}")
     if K == graph.n:
         return np.arange(K, dtype=np.int64)      # as many parts as rows: each row its own
-    import warnings
-
     with warnings.catch_warnings():      # a graph in several pieces embeds them on their own axes: wanted here
         warnings.simplefilter("ignore", UserWarning)
         warnings.filterwarnings("ignore", "k >= N", RuntimeWarning)   # a few rows: SciPy's dense eigh instead

@@ -99,32 +99,30 @@ def pretrain_autoencoder(model, x_train, *, epochs: int, batch_size: int, lr: fl
     return total
 
 
-def codes(model, x, batch_size: int = 500) -> np.ndarray:
-    """The mean codes E_q[x|y] of the rows of x (a backend array), in eval mode, as a numpy (N, Dx) array."""
+def _encoded(model, x, key: str, batch_size: int = 500) -> np.ndarray:
+    """One output of the recognition network (``key`` of model.encode) for every row of x (a backend array),
+    in eval mode, as a float64 numpy array (N, Dx); the model's mode is put back after."""
     was_training = model.training
     model.eval()
     try:
         n = int(x.shape[0])
-        parts = [model.backend.to_numpy(model.encode(x[i:min(i + batch_size, n), ...])["x_mean"].data)
+        parts = [model.backend.to_numpy(model.encode(x[i:min(i + batch_size, n), ...])[key].data)
                  for i in range(0, n, batch_size)]
     finally:
         model.train(was_training)
     return np.concatenate(parts).astype(np.float64)
 
 
+def codes(model, x, batch_size: int = 500) -> np.ndarray:
+    """The mean codes E_q[x|y] of the rows of x (a backend array), in eval mode, as a numpy (N, Dx) array."""
+    return _encoded(model, x, "x_mean", batch_size)
+
+
 def code_noise(model, x, batch_size: int = 500) -> np.ndarray:
     """The mean variance exp(log sigma2) of q(x|y) over the rows of x, per code dimension (Dx,), in eval mode:
     the spread a sample x has around its mean code, which a prior component must cover as well as the
     spread of the mean codes themselves (else the conditional prior's KL starts in the hundreds)."""
-    was_training = model.training
-    model.eval()
-    try:
-        n = int(x.shape[0])
-        parts = [np.exp(model.backend.to_numpy(model.encode(x[i:min(i + batch_size, n), ...])["x_logvar"].data)
-                        .astype(np.float64)) for i in range(0, n, batch_size)]
-    finally:
-        model.train(was_training)
-    return np.concatenate(parts).mean(axis=0)
+    return np.exp(_encoded(model, x, "x_logvar", batch_size)).mean(axis=0)
 
 
 def fit_code_mixture(z: np.ndarray, K: int, seed: int):
